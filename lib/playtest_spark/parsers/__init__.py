@@ -1,0 +1,1 @@
+"""File parsers: plain Python and Arrow, no Spark. See `base` for the contract."""
