@@ -197,7 +197,9 @@ FORM_RESPONSES = StructType(
 )
 
 RECORDINGS = StructType(
-    SESSION_KEY_FIELDS + _fields(("path", StringType())) + list(RECORDING_RECORD.fields)
+    SESSION_KEY_FIELDS
+    + _fields(("path", StringType()), ("blob_url", StringType()))
+    + list(RECORDING_RECORD.fields)
     + RUN_FIELDS
 )
 

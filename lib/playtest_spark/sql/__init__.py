@@ -1,0 +1,1 @@
+"""The curated SQL model: table definitions, connections and the atomic publish."""
