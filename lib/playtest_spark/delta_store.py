@@ -1,0 +1,110 @@
+"""Delta tables of the job: path-based on a laptop, Unity Catalog tables on Databricks.
+
+Rows are replaced per session: a write deletes the given sessions' rows and inserts the
+new ones in one Delta transaction (`replaceWhere`), so writing the same sessions twice
+leaves the same rows as writing them once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from playtest_spark.config import JobConfig
+from playtest_spark.schemas import DELTA_TABLES
+
+logger = logging.getLogger(__name__)
+
+# Large tables are partitioned by session date, so a replace touches only that day's files.
+PARTITIONED_TABLES = frozenset({"events", "perf_samples", "log_entries"})
+
+
+def sql_string_list(values: Iterable[str]) -> str:
+    """Return `'a', 'b'` with quotes escaped, for an IN list."""
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
+class DeltaStore:
+    """The job's Delta tables for one configuration."""
+
+    def __init__(self, spark: SparkSession, config: JobConfig) -> None:
+        self.spark = spark
+        self.config = config
+
+    def _location(self, table: str) -> str:
+        return self.config.table_name(table) if self.config.catalog else self.config.table_path(table)
+
+    def ensure_tables(self) -> None:
+        """Create every missing table with its declared schema."""
+        if self.config.catalog:
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.catalog}.{self.config.schema}")
+        for table, schema in DELTA_TABLES.items():
+            builder = DeltaTable.createIfNotExists(self.spark).addColumns(schema)
+            builder = builder.tableName(self._location(table)) if self.config.catalog else builder.location(self._location(table))
+            if table in PARTITIONED_TABLES:
+                builder = builder.partitionedBy("session_date")
+            builder.execute()
+
+    def read(self, table: str) -> DataFrame:
+        """Return a table's current rows."""
+        if self.config.catalog:
+            return self.spark.read.table(self._location(table))
+        return self.spark.read.format("delta").load(self._location(table))
+
+    def replace_sessions(
+        self, table: str, df: DataFrame, sessions: Sequence[tuple[dt.date, str]]
+    ) -> None:
+        """Replace the rows of `sessions` in `table` with `df`, in one transaction.
+
+        Args:
+            df: New rows; every row must belong to one of `sessions`.
+            sessions: (session date, session id) pairs whose old rows are removed, even
+                when `df` holds no rows for them.
+        """
+        if not sessions:
+            return
+        dates = sorted({d.isoformat() for d, _ in sessions})
+        ids = sorted({s for _, s in sessions})
+        predicate = (
+            f"session_date IN ({sql_string_list(dates)}) AND session_id IN ({sql_string_list(ids)})"
+        )
+        writer = (
+            df.select(*[F.col(f.name) for f in DELTA_TABLES[table]])
+            .write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", predicate)
+        )
+        if self.config.catalog:
+            writer.saveAsTable(self._location(table))
+        else:
+            writer.save(self._location(table))
+        logger.info("replaced %d session(s) in delta table %s", len(ids), table)
+
+    def ledger(self, dates: Sequence[dt.date]) -> dict[str, str]:
+        """Return session id -> processed inventory hash for sessions of `dates`."""
+        rows = (
+            self.read("ledger")
+            .where(F.col("session_date").isin([d.isoformat() for d in dates]))
+            .select("session_id", "inventory_hash")
+            .collect()
+        )
+        return {row.session_id: row.inventory_hash for row in rows}
+
+    def upsert_run(self, run: DataFrame) -> None:
+        """Insert or update the run's row, keyed by run id."""
+        target = (
+            DeltaTable.forName(self.spark, self._location("runs")) if self.config.catalog
+            else DeltaTable.forPath(self.spark, self._location("runs"))
+        )
+        (
+            target.alias("t")
+            .merge(run.alias("s"), "t.run_id = s.run_id")
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
