@@ -36,7 +36,7 @@ import re
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import av
 import av.logging
@@ -107,8 +107,7 @@ def parse(source: FileSource, context: FileContext) -> ParseResult:
                 "damaged, truncated or not a recording."
             )
         if problem is not None:
-            stream.seek(0)
-            return _unreadable(row, problem, stream.read(_EXCERPT_BYTES))
+            return _unreadable(row, problem, _head(stream))
     return ParseResult(records=[row], format=row.get("container") or FORMAT)
 
 
@@ -306,6 +305,16 @@ def _unreadable(row: dict[str, Any], reason: str, head: bytes) -> ParseResult:
         row[field] = None
     excerpt = f"first bytes: {head.hex(' ')}" if head else ""
     return ParseResult(records=[row], problems=[Problem("file", reason, excerpt)], format=FORMAT)
+
+
+def _head(stream: IO[bytes]) -> bytes:
+    """Return the first bytes of the file for the problem excerpt, or none if unavailable."""
+    try:
+        stream.seek(0)
+        return stream.read(_EXCERPT_BYTES)
+    except (OSError, ValueError) as error:
+        logger.debug("cannot reread the start of the file for an excerpt: %s", error)
+        return b""
 
 
 def _ffmpeg_message(error: av.FFmpegError) -> str:
