@@ -22,6 +22,7 @@ SQL_AUTH_MODES = ("none", "password", "entra-managed-identity", "entra-service-p
 LANDING_AUTH_MODES = ("auto", "default", "connection-string", "account-key", "sas")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 DEFAULT_HOME = Path(".playtest")
+SERVICE_CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,254}")
 
 # Environment variable for each setting; secrets are marked so they stay out of repr.
 ENV_NAMES: dict[str, str] = {
@@ -41,6 +42,7 @@ ENV_NAMES: dict[str, str] = {
     "azure_tenant_id": "AZURE_TENANT_ID",
     "azure_client_id": "AZURE_CLIENT_ID",
     "azure_client_secret": "AZURE_CLIENT_SECRET",
+    "azure_service_credential": "PLAYTEST_AZURE_SERVICE_CREDENTIAL",
     "lookback_days": "PLAYTEST_LOOKBACK_DAYS",
     "run_id": "PLAYTEST_RUN_ID",
     "sql_batch_size": "PLAYTEST_SQL_BATCH_SIZE",
@@ -74,6 +76,14 @@ class JobConfig:
         sql_auth: `none` (SQLite), `password`, `entra-managed-identity` or
             `entra-service-principal` (Azure SQL with an Entra ID access token).
         sql_schema: Schema of the curated tables; ignored for SQLite, which has none.
+        azure_tenant_id: Entra ID tenant of the service principal (`entra-service-principal`).
+        azure_client_id: Application (client) id of the service principal, or of a
+            user-assigned managed identity (`entra-managed-identity`; empty means the
+            system-assigned identity).
+        azure_service_credential: Name of a Unity Catalog service credential whose managed
+            identity (the access connector's) gets the SQL access token on Databricks
+            (`entra-managed-identity` only). On Databricks, a service credential is how
+            job code uses a managed identity.
         lookback_days: How many days before `run_date` are searched for late uploads.
         run_id: Identifier written to every row of the run. Defaults to
             `daily-<run_date>`, so that a rerun after a crash writes the same rows.
@@ -92,6 +102,7 @@ class JobConfig:
     sql_schema: str | None = "playtest"
     azure_tenant_id: str | None = None
     azure_client_id: str | None = None
+    azure_service_credential: str | None = None
     lookback_days: int = 3
     run_id: str | None = None
     sql_batch_size: int = 10_000
@@ -236,6 +247,17 @@ class JobConfig:
                 "sql_auth 'entra-service-principal' needs AZURE_TENANT_ID, AZURE_CLIENT_ID "
                 "and AZURE_CLIENT_SECRET"
             )
+        if self.azure_service_credential is not None:
+            if self.sql_auth != "entra-managed-identity":
+                raise ConfigError(
+                    f"azure_service_credential {self.azure_service_credential!r} works only "
+                    f"with sql_auth 'entra-managed-identity', not {self.sql_auth!r}"
+                )
+            if not SERVICE_CREDENTIAL_NAME.fullmatch(self.azure_service_credential):
+                raise ConfigError(
+                    f"invalid azure_service_credential {self.azure_service_credential!r}: "
+                    "use the Unity Catalog service credential name (letters, digits, _ and -)"
+                )
         if self.sql_auth.startswith("entra-") and dialect != "mssql":
             raise ConfigError(
                 f"sql_auth {self.sql_auth!r} works only with Azure SQL (jdbc:sqlserver:...), "
