@@ -10,7 +10,8 @@ import pytest
 
 from playtest_spark.capture.errors import SessionNotFoundError
 from playtest_spark.capture.local import LocalLanding
-from playtest_spark.capture.spool import STATUS_UPLOADED, FileUploadState, Spool, SpoolSession
+from playtest_spark.capture.spool import STATUS_UPLOADED, Spool, SpoolSession
+from playtest_spark.capture.state import FileUploadState
 from playtest_spark.capture.upload import target_for, upload_session
 from playtest_spark.manifest import CompletionManifest, SessionManifest
 from tests.capture.helpers import make_request, sha256_of_file, write_random_file

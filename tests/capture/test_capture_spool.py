@@ -19,11 +19,10 @@ from playtest_spark.capture.spool import (
     STATUS_INCOMPLETE,
     STATUS_OPEN,
     STATUS_PENDING,
-    FileUploadState,
     Spool,
     SpoolSession,
-    UploadState,
 )
+from playtest_spark.capture.state import FileUploadState, UploadState
 from playtest_spark.errors import CaptureError, InvalidSessionIdError
 from playtest_spark.manifest import KINDS
 from tests.capture.helpers import make_request

@@ -36,10 +36,10 @@ from playtest_spark.capture.spool import (
     STATE_FILE,
     STATUS_INCOMPLETE,
     STATUS_UPLOADED,
-    FileUploadState,
     Spool,
     SpoolSession,
 )
+from playtest_spark.capture.state import FileUploadState
 from playtest_spark.capture.upload import BlobTarget, target_for, upload_session
 from playtest_spark.errors import CaptureError, ConfigError, InvalidSessionIdError
 from playtest_spark.manifest import CompletionManifest, SessionManifest
@@ -196,14 +196,14 @@ def test_recording_of_100_mb_uploads(
 KILLED_UPLOADER = textwrap.dedent(
     """
     import os, signal, sys
-    import playtest_spark.capture.spool as spool_module
+    import playtest_spark.capture.state as state_module
     from playtest_spark.capture.blocks import UploadOptions
     from playtest_spark.capture.broker import Broker, BrokerSettings
     from playtest_spark.capture.spool import Spool
     from playtest_spark.capture.upload import BlobTarget, upload_session
 
     spool_folder, session_id, container, kill_after = sys.argv[1:5]
-    spool_module.STATE_SAVE_INTERVAL = 0  # record every block, so the resume is measurable
+    state_module.STATE_SAVE_INTERVAL = 0  # record every block, so the resume is measurable
     broker = Broker.from_settings(BrokerSettings(
         container=container, connection_string=os.environ["AZURITE_CONNECTION_STRING"]))
     session = Spool(spool_folder).get(session_id)

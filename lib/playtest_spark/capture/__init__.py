@@ -23,8 +23,14 @@ from playtest_spark.capture.broker import Broker, BrokerSettings
 from playtest_spark.capture.client import HttpBrokerClient
 from playtest_spark.capture.local import LocalLanding
 from playtest_spark.capture.session import OpenedSession, SessionRequest, UploadGrant
-from playtest_spark.capture.spool import Spool, SpoolSession, UploadState
-from playtest_spark.capture.upload import BlobTarget, UploadReport, target_for, upload_session
+from playtest_spark.capture.spool import Spool, SpoolSession
+from playtest_spark.capture.state import UploadState
+from playtest_spark.capture.upload import (
+    BlobTarget,
+    UploadReport,
+    target_for,
+    upload_session,
+)
 
 __all__ = [
     "BlobTarget",

@@ -44,7 +44,7 @@ from playtest_spark.capture.errors import (
     UploadServiceError,
     UploadTimeoutError,
 )
-from playtest_spark.capture.spool import FileUploadState, SpoolFile, UploadState
+from playtest_spark.capture.state import FileUploadState, SpoolFile, UploadState
 from playtest_spark.manifest import InventoryEntry, parse_timestamp
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from playtest_spark.capture.session import (
     build_session_manifest,
     new_session_id,
 )
-from playtest_spark.capture.spool import (
+from playtest_spark.capture.state import (
     FileUploadState,
     SpoolFile,
     UploadState,

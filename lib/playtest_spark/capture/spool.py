@@ -15,24 +15,28 @@ at a time. Names starting with `.` are never uploaded.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import errno
 import json
 import logging
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from playtest_spark.capture.errors import RequestFieldError, SessionClosedError
+from playtest_spark.capture.events import EventWriter
 from playtest_spark.capture.session import (
     OpenedSession,
     SessionRequest,
     validate_upload_path,
+)
+from playtest_spark.capture.state import (
+    SpoolFile,
+    UploadState,
+    atomic_write_text,
+    fsync_directory,
 )
 from playtest_spark.errors import CaptureError
 from playtest_spark.ids import validate_session_id
@@ -46,8 +50,6 @@ STATE_FILE = "upload_state.json"
 LOCK_FILE = ".lock"
 DEFAULT_EVENT_STREAM = "events"
 COPY_CHUNK_BYTES = 1024 * 1024
-# The upload state is rewritten at most this often while blocks are staged (seconds).
-STATE_SAVE_INTERVAL = 1.0
 
 STATUS_OPEN = "open"
 STATUS_PENDING = "pending"
@@ -61,194 +63,6 @@ class SessionOpener(Protocol):
     def open_session(self, request: SessionRequest) -> OpenedSession:
         """Open a session and return its id and directory."""
         ...
-
-
-@dataclasses.dataclass(frozen=True)
-class SpoolFile:
-    """A file waiting in the spool.
-
-    Attributes:
-        path: Path relative to the session directory, such as `logs/game.log`.
-        local_path: Where the file is on the device.
-        size: Size in bytes when listed.
-        mtime_ns: Modification time when listed, to notice a file that changed.
-    """
-
-    path: str
-    local_path: Path
-    size: int
-    mtime_ns: int
-
-
-@dataclasses.dataclass
-class FileUploadState:
-    """Upload progress of one file.
-
-    Attributes:
-        size: File size when its upload started.
-        mtime_ns: File modification time when its upload started.
-        block_size: Block size in bytes chosen for the file.
-        token: Random part of the block ids of this attempt. A clean restart of the file
-            picks a new token, so that stale blocks are never committed.
-        staged: Indices of the blocks that Blob Storage confirmed.
-        committed: Whether the whole file is in place in the landing.
-        sha256: Hex SHA-256 of the file, known once it is committed.
-    """
-
-    size: int
-    mtime_ns: int
-    block_size: int
-    token: str
-    staged: set[int] = dataclasses.field(default_factory=set)
-    committed: bool = False
-    sha256: str | None = None
-
-    def to_body(self) -> dict[str, Any]:
-        body = dataclasses.asdict(self)
-        body["staged"] = sorted(self.staged)
-        return body
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> FileUploadState:
-        return cls(
-            size=int(body["size"]),
-            mtime_ns=int(body["mtime_ns"]),
-            block_size=int(body["block_size"]),
-            token=str(body["token"]),
-            staged={int(index) for index in body.get("staged", [])},
-            committed=bool(body.get("committed", False)),
-            sha256=body.get("sha256"),
-        )
-
-
-def is_in_place(file: SpoolFile, state: UploadState) -> bool:
-    """Return whether `file` was committed, unchanged since, in an earlier run."""
-    entry = state.files.get(file.path)
-    return bool(
-        entry is not None
-        and entry.committed
-        and entry.sha256
-        and entry.size == file.size
-        and entry.mtime_ns == file.mtime_ns
-    )
-
-
-class UploadState:
-    """What the uploader has sent for one session, kept in `upload_state.json`.
-
-    Every save replaces the file atomically, so a crash leaves the previous or the new
-    state, never a torn one. Worker threads record staged blocks through
-    `mark_staged`, which saves at most once per `STATE_SAVE_INTERVAL`: a crash can
-    forget the last second of staged blocks, and they are staged again.
-    """
-
-    def __init__(self, path: Path, body: Mapping[str, Any] | None = None) -> None:
-        body = body or {}
-        self.path = path
-        self.files: dict[str, FileUploadState] = {
-            name: FileUploadState.from_body(item) for name, item in body.get("files", {}).items()
-        }
-        self.completed_utc: str | None = body.get("completed_utc")
-        self.attempts: int = int(body.get("attempts", 0))
-        self.last_error: str | None = body.get("last_error")
-        self.last_attempt_utc: str | None = body.get("last_attempt_utc")
-        self._lock = threading.RLock()
-        self._last_save = 0.0
-
-    @classmethod
-    def load(cls, path: Path) -> UploadState:
-        """Load the state, or start empty when the file is missing or unreadable."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return cls(path)
-        try:
-            body = json.loads(text)
-            return cls(path, body)
-        except (ValueError, KeyError, TypeError) as exc:
-            logger.warning(
-                "ignoring unreadable upload state %s (%s): every file restarts cleanly",
-                path,
-                exc,
-            )
-            return cls(path)
-
-    @property
-    def is_complete(self) -> bool:
-        """Whether `_complete.json` is in the landing."""
-        return self.completed_utc is not None
-
-    def to_body(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "version": SPOOL_VERSION,
-                "files": {name: item.to_body() for name, item in sorted(self.files.items())},
-                "completed_utc": self.completed_utc,
-                "attempts": self.attempts,
-                "last_error": self.last_error,
-                "last_attempt_utc": self.last_attempt_utc,
-            }
-
-    def save(self) -> None:
-        """Write the state atomically."""
-        with self._lock:
-            atomic_write_text(self.path, json.dumps(self.to_body(), indent=1) + "\n")
-            self._last_save = time.monotonic()
-
-    def mark_staged(self, path: str, index: int) -> None:
-        """Record a confirmed block, saving when the last save is old enough."""
-        with self._lock:
-            self.files[path].staged.add(index)
-            if time.monotonic() - self._last_save >= STATE_SAVE_INTERVAL:
-                self.save()
-
-
-class EventWriter:
-    """Appends events to a JSON Lines file, one flushed and fsynced line per event.
-
-    A crash can cut at most the line being written. Opening the file again ends such a
-    cut line with a newline first, so that the next event starts a line of its own.
-    """
-
-    def __init__(self, path: Path, fsync: bool = True) -> None:
-        self.path = path
-        self._fsync = fsync
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[bytes] = open(path, "ab")  # noqa: SIM115 - closed in close()
-        if self._file.tell() > 0 and not _ends_with_newline(path):
-            logger.warning("event file %s ends in a cut line; starting a new line", path)
-            self._write(b"\n")
-
-    def append(self, event: Mapping[str, Any]) -> None:
-        """Append one event as a line of JSON.
-
-        Raises:
-            TypeError: the event is not a mapping.
-            ValueError: the event contains a value JSON cannot represent (NaN, infinity, an
-                object of another type).
-        """
-        if not isinstance(event, Mapping):
-            raise TypeError(f"an event must be a mapping, got {type(event).__name__}")
-        try:
-            line = json.dumps(event, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except TypeError as exc:
-            raise ValueError(f"event {event!r} is not JSON serialisable: {exc}") from exc
-        self._write(line.encode("utf-8") + b"\n")
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> EventWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._file.flush()
-        if self._fsync:
-            os.fsync(self._file.fileno())
 
 
 class SpoolSession:
@@ -394,7 +208,7 @@ class SpoolSession:
         else:
             _copy_file(source, partial)
             os.replace(partial, target)
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
         relative = target.relative_to(self.folder).as_posix()
         logger.info("added %s to session %s", relative, self.session_id)
         return relative
@@ -573,21 +387,6 @@ class Spool:
         return open_sessions[-1] if open_sessions else None
 
 
-def atomic_write_text(path: Path, text: str, partial_name: str | None = None) -> None:
-    """Write a file through a fsynced temporary file and a rename.
-
-    Readers and crashes see the old content or the new one, never a mix.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / (partial_name or f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
-
-
 def _partial_name(target: Path) -> str:
     return f".{target.name}.partial"
 
@@ -609,23 +408,6 @@ def _move_file(source: Path, destination: Path, partial: Path) -> None:
         _copy_file(source, partial)
         os.replace(partial, destination)
         source.unlink()
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
-
-
-def _fsync_directory(folder: Path) -> None:
-    # Makes a rename durable on POSIX. Windows cannot open a directory for fsync.
-    if os.name == "nt":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _lock_file(handle: IO[bytes]) -> None:

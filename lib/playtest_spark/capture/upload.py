@@ -41,7 +41,8 @@ from playtest_spark.capture.errors import (
 )
 from playtest_spark.capture.local import LocalLanding
 from playtest_spark.capture.session import FileRequest, OpenedSession, UploadGrant
-from playtest_spark.capture.spool import SpoolFile, SpoolSession, UploadState, is_in_place
+from playtest_spark.capture.spool import SpoolSession
+from playtest_spark.capture.state import SpoolFile, UploadState, is_in_place
 from playtest_spark.errors import CaptureError
 from playtest_spark.ids import validate_session_id
 from playtest_spark.manifest import COMPLETE_FILE, CompletionManifest, InventoryEntry
