@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,7 +18,7 @@ from rich.table import Table
 from playtest_spark.errors import PlaytestError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Playtest data platform.")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 logger = logging.getLogger("playtest_spark.cli")
 
 try:  # The capture commands need only the light client dependencies.

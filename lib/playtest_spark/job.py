@@ -36,6 +36,8 @@ KIND_TABLES = {
     "forms": "form_responses",
     "recordings": "recordings",
 }
+# Quarantine rows copied into the run report for the summary; the table keeps them all.
+MAX_REPORTED_PROBLEMS = 500
 FILE_STATUS_REASONS = {
     "not_in_inventory": "the file is not listed in _complete.json, so it was not loaded; "
     "upload it through the uploader, which lists every file",
@@ -119,6 +121,8 @@ def run_job(spark: SparkSession, config: JobConfig) -> RunReport:
             c for c in discovery.candidates
             if c.state in (SessionState.INCOMPLETE, SessionState.INVALID) and c.session_id not in ledger
         ] + [c for c in ready if c.session_id in failed and c.session_id not in ledger]
+        held_back_count = len(problem_sessions)
+        problem_sessions = _changed_problem_sessions(store, problem_sessions, failed)
         if not good and not problem_sessions and store_has_run(store, run_id):
             logger.info("run %s: nothing new to process; tables unchanged", run_id)
             report.message = "nothing new"
@@ -128,7 +132,7 @@ def run_job(spark: SparkSession, config: JobConfig) -> RunReport:
         kept = parsed.where(F.col("session_id").isin(sorted(good_ids))) if good_ids else parsed.limit(0)
         tables = _build_tables(spark, config, landing.url_for("").rstrip("/"), kept, good, problem_sessions,
                                file_reports, attributes, failed)
-        _count_rows(report, good, file_reports, tables)
+        _count_rows(report, good, file_reports, tables, len(problem_sessions), held_back_count)
         _write_delta(store, tables, good, problem_sessions)
 
         frames = _curated_frames(tables, run_id)
@@ -144,6 +148,30 @@ def run_job(spark: SparkSession, config: JobConfig) -> RunReport:
     _record_run(spark, store, config, report, started_at)
     logger.info("run %s finished: %s", run_id, report.one_line())
     return report
+
+
+def _session_problem_reason(candidate: SessionCandidate, failed: dict[str, str]) -> str:
+    if candidate.session_id in failed:
+        return f"session incomplete: {failed[candidate.session_id]}"
+    return f"session {candidate.state.value}: {candidate.reason}"
+
+
+def _changed_problem_sessions(
+    store: DeltaStore, problem_sessions: list[SessionCandidate], failed: dict[str, str]
+) -> list[SessionCandidate]:
+    """Drop held-back sessions whose quarantine row already states the same reason, so a
+    rerun that finds nothing new writes nothing."""
+    if not problem_sessions:
+        return []
+    ids = sorted({c.session_id for c in problem_sessions})
+    existing = {
+        (row.session_id, row.reason)
+        for row in store.read("quarantine")
+        .where((F.col("kind") == "session") & F.col("session_id").isin(ids))
+        .select("session_id", "reason")
+        .collect()
+    }
+    return [c for c in problem_sessions if (c.session_id, _session_problem_reason(c, failed)) not in existing]
 
 
 def store_has_run(store: DeltaStore, run_id: str) -> bool:
@@ -244,15 +272,18 @@ def _discovery_problem_rows(
                 rows.append((candidate.session_date, candidate.session_id, f.path, f.kind or "unknown",
                              "file", FILE_STATUS_REASONS[f.status], "", run_id))
     for candidate in problem_sessions:
-        reason = failed.get(candidate.session_id) or candidate.reason
         rows.append((candidate.session_date, candidate.session_id, None, "session", "session",
-                     f"session {candidate.state.value if candidate.session_id not in failed else 'incomplete'}: {reason}",
-                     "", run_id))
+                     _session_problem_reason(candidate, failed), "", run_id))
     return rows
 
 
 def _count_rows(report: RunReport, good: list[SessionCandidate], file_reports: list[dict[str, Any]],
-                tables: dict[str, DataFrame]) -> None:
+                tables: dict[str, DataFrame], written_session_rows: int, held_back_sessions: int) -> None:
+    """Fill the report's row counts from the file reports; only quarantine needs an action.
+
+    Held-back sessions count whether or not their quarantine row was rewritten, so a
+    repeated run reports the same numbers as the first.
+    """
     good_ids = {c.session_id for c in good}
     records: Counter[str] = Counter()
     rejected = 0
@@ -266,9 +297,10 @@ def _count_rows(report: RunReport, good: list[SessionCandidate], file_reports: l
     report.rows_out["sessions"] = len(good)
     for table in KIND_TABLES.values():
         report.rows_out[table] = records.get(table, 0)
-    problems = tables["quarantine"].select("session_id", "source_file", "position", "reason").collect()
-    report.rows_out["quarantine"] = len(problems)
-    report.quarantine_reasons = [(p.session_id or "", p.source_file or "", p.position or "", p.reason) for p in problems]
+    quarantine = tables["quarantine"]
+    report.rows_out["quarantine"] = quarantine.count() - written_session_rows + held_back_sessions
+    sample = quarantine.select("session_id", "source_file", "position", "reason").limit(MAX_REPORTED_PROBLEMS).collect()
+    report.quarantine_reasons = [(p.session_id or "", p.source_file or "", p.position or "", p.reason) for p in sample]
 
 
 def _write_delta(store: DeltaStore, tables: dict[str, DataFrame], good: list[SessionCandidate],

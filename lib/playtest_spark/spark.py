@@ -7,6 +7,7 @@ Spark's own Ivy client into a cache folder, so later runs need no network.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -59,12 +60,17 @@ def get_spark(app_name: str = "playtest", cores: int | None = None) -> SparkSess
     cache = ivy_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     master = f"local[{cores}]" if cores else "local[*]"
-    logger.info("starting local Spark (%s); jars cached in %s", master, cache)
+    packages = (DELTA_PACKAGE, *JDBC_DRIVER_PACKAGES)
+    cached_jars = _cached_jars(cache, packages)
+    builder = SparkSession.builder.appName(app_name).master(master)
+    if cached_jars:
+        logger.info("starting local Spark (%s) with %d cached jars", master, len(cached_jars))
+        builder = builder.config("spark.jars", ",".join(cached_jars))
+    else:
+        logger.info("starting local Spark (%s); resolving jars from Maven Central into %s", master, cache)
+        builder = builder.config("spark.jars.packages", ",".join(packages)).config("spark.jars.ivy", str(cache))
     builder = (
-        SparkSession.builder.appName(app_name)
-        .master(master)
-        .config("spark.jars.packages", ",".join((DELTA_PACKAGE, *JDBC_DRIVER_PACKAGES)))
-        .config("spark.jars.ivy", str(cache))
+        builder
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.session.timeZone", "UTC")
@@ -86,4 +92,28 @@ def get_spark(app_name: str = "playtest", cores: int | None = None) -> SparkSess
     )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if not cached_jars:
+        _remember_jars(spark, cache, packages)
     return spark
+
+
+def _jar_list_file(cache: Path, packages: tuple[str, ...]) -> Path:
+    digest = hashlib.sha256(",".join(packages).encode()).hexdigest()[:16]
+    return cache / f"resolved-{digest}.txt"
+
+
+def _cached_jars(cache: Path, packages: tuple[str, ...]) -> list[str]:
+    """Return the jars resolved for `packages` by an earlier start, if all still exist."""
+    listing = _jar_list_file(cache, packages)
+    if not listing.is_file():
+        return []
+    jars = [line for line in listing.read_text().splitlines() if line]
+    return jars if jars and all(Path(jar).is_file() for jar in jars) else []
+
+
+def _remember_jars(spark: SparkSession, cache: Path, packages: tuple[str, ...]) -> None:
+    """Record the jars Ivy resolved, so later starts skip resolution and need no network."""
+    resolved = spark.sparkContext.getConf().get("spark.jars", "")
+    jars = [uri.removeprefix("file://").removeprefix("file:") for uri in resolved.split(",") if uri.endswith(".jar")]
+    if jars and all(Path(jar).is_file() for jar in jars):
+        _jar_list_file(cache, packages).write_text("\n".join(jars) + "\n")

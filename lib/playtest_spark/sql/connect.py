@@ -84,10 +84,8 @@ def jdbc_options(config: JobConfig) -> dict[str, str]:
         "batchsize": str(config.sql_batch_size),
     }
     if dialect == "sqlite":
-        # Store times as ISO text rather than epoch milliseconds, as analysts expect.
-        options["date_class"] = "TEXT"
-        options["date_string_format"] = "yyyy-MM-dd HH:mm:ss.SSS"
-    elif dialect == "postgresql":
+        return options
+    if dialect == "postgresql":
         if config.sql_user:
             options["user"] = config.sql_user
         if config.sql_password:

@@ -14,8 +14,11 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, StringType, StructField, StructType, TimestampType
 from sqlalchemy import MetaData, delete, func, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -58,10 +61,28 @@ def _clear_staging(connection: Connection, metadata: MetaData, schema: str | Non
     connection.execute(delete(metadata.tables[_qualified(schema, STAGING_PREFIX + PUBLISHED_SESSIONS)]))
 
 
-def _write_staging(df: DataFrame, table: str, options: Mapping[str, str], single_writer: bool) -> None:
-    if single_writer:
-        df = df.coalesce(1)
-    df.write.format("jdbc").options(**options).option("dbtable", table).mode("append").save()
+def _as_sqlite_text(df: DataFrame) -> DataFrame:
+    """Format dates and times as the ISO text SQLite tools and SQLAlchemy read back."""
+    columns = []
+    for field in df.schema.fields:
+        column = F.col(field.name)
+        if isinstance(field.dataType, DateType):
+            column = F.date_format(column, "yyyy-MM-dd")
+        elif isinstance(field.dataType, TimestampType):
+            column = F.date_format(column, "yyyy-MM-dd HH:mm:ss.SSSSSS")
+        columns.append(column.alias(field.name))
+    return df.select(*columns)
+
+
+def _write_staging(df: DataFrame, table: str, options: Mapping[str, str], sqlite: bool) -> None:
+    if sqlite:
+        # One writer: SQLite locks the whole file for each write transaction.
+        df = _as_sqlite_text(df).coalesce(1)
+    try:
+        df.write.format("jdbc").options(**options).option("dbtable", table).mode("append").save()
+    except (PySparkException, Py4JJavaError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PublishError(f"writing staging table {table!r} over JDBC failed: {message}") from exc
 
 
 def _swap_in(connection: Connection, metadata: MetaData, schema: str | None) -> dict[str, int]:
@@ -111,7 +132,7 @@ def publish_curated(
 
     schema = config.effective_sql_schema
     options = jdbc_options(config)
-    single_writer = config.sql_dialect == "sqlite"
+    sqlite = config.sql_dialect == "sqlite"
     engine = create_engine(config)
     try:
         metadata = ensure_sql_schema(engine, schema)
@@ -119,12 +140,12 @@ def publish_curated(
             _clear_staging(connection, metadata, schema)
 
         for table in CURATED_TABLES:
-            _write_staging(frames[table.name], _qualified(schema, STAGING_PREFIX + table.name), options, single_writer)
+            _write_staging(frames[table.name], _qualified(schema, STAGING_PREFIX + table.name), options, sqlite)
         run_sessions = spark.createDataFrame(
             [(session_id, config.effective_run_id) for session_id in sorted(set(session_ids))],
             StructType([StructField("session_id", StringType()), StructField("run_id", StringType())]),
         )
-        _write_staging(run_sessions, _qualified(schema, STAGING_PREFIX + PUBLISHED_SESSIONS), options, single_writer)
+        _write_staging(run_sessions, _qualified(schema, STAGING_PREFIX + PUBLISHED_SESSIONS), options, sqlite)
 
         with engine.begin() as connection:
             counts = _swap_in(connection, metadata, schema)
