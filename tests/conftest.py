@@ -26,6 +26,19 @@ def cases() -> Path:
 
 
 @pytest.fixture(scope="session")
+def azurite():
+    """Azurite's blob service on a free loopback port, for the whole test session."""
+    from tests.support.azurite import AzuriteUnavailableError, start_azurite
+
+    try:
+        handle = start_azurite()
+    except AzuriteUnavailableError as exc:
+        pytest.skip(f"Azurite cannot run: {exc}")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
 def spark():
     """The suite's one SparkSession (local, 2 cores, Delta and JDBC drivers)."""
     pytest.importorskip("pyspark")

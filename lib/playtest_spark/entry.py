@@ -73,13 +73,19 @@ def parse_config(argv: Sequence[str] | None = None) -> JobConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the nightly job; return 0 on success and 1 on a configuration or service error."""
+    """Run the nightly job and return 0.
+
+    Raises:
+        SystemExit: with code 1 on a configuration or service error. A Databricks wheel
+            task calls this function and ignores its return value, so only an exception
+            marks the run as failed.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = parse_config(argv)
     except ConfigError as exc:
         logger.error("invalid job configuration: %s", exc)
-        return 1
+        raise SystemExit(1) from exc
 
     from playtest_spark.job import run_job
     from playtest_spark.spark import get_spark
@@ -89,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run_job(spark, config)
     except PlaytestError as exc:
         logger.error("run %s failed: %s", config.effective_run_id, exc)
-        return 1
+        raise SystemExit(1) from exc
     logger.info("run %s finished: %s", config.effective_run_id, report.one_line())
     return 0
 

@@ -144,24 +144,68 @@ def parse_sessions(
     return tasks.mapInArrow(_make_partition_parser(spec), PARSED)
 
 
+class SessionForms:
+    """Form answers of the current session, held until all its form files are parsed.
+
+    Answers are mapped to questionnaire scales only when every definition file of the
+    session is known; sessions arrive whole and in order within a partition.
+    """
+
+    def __init__(self) -> None:
+        self.session_id: str | None = None
+        self._answers: list[tuple[dict[str, Any], Sequence[Any]]] = []
+        self._sources: list[Any] = []
+
+    def add(self, task: dict[str, Any], records: Sequence[Any], source: Any) -> None:
+        self.session_id = task["session_id"]
+        self._sources.append(source)
+        if records:
+            self._answers.append((task, records))
+
+    def flush(self, counters: dict[tuple[str, str], int]) -> Iterator[pa.RecordBatch]:
+        """Yield the held answers with definitions applied, and forget the session."""
+        answers, sources = self._answers, self._sources
+        self.session_id, self._answers, self._sources = None, [], []
+        if not answers:
+            return
+        from playtest_spark.parsers import forms
+
+        definitions = [d for d in (forms.read_definition(source) for source in sources) if d is not None]
+        for task, records in answers:
+            if definitions:
+                records = forms.apply_definitions(records, definitions)
+            key = (task["session_id"], "form")
+            start = counters.get(key, 0)
+            counters[key] = start + len(records)
+            yield from _record_batches(task, "form", records, start)
+
+
 def _make_partition_parser(spec: LandingSpec):  # type: ignore[no-untyped-def]
     def parse_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         counters: dict[tuple[str, str], int] = {}
+        session_forms = SessionForms()
         for batch in batches:
             for task in batch.to_pylist():
-                yield from parse_file_task(task, spec, counters)
+                if session_forms.session_id not in (None, task["session_id"]):
+                    yield from session_forms.flush(counters)
+                yield from parse_file_task(task, spec, counters, session_forms)
+        yield from session_forms.flush(counters)
 
     return parse_partition
 
 
 def parse_file_task(
-    task: dict[str, Any], spec: LandingSpec, counters: dict[tuple[str, str], int]
+    task: dict[str, Any],
+    spec: LandingSpec,
+    counters: dict[tuple[str, str], int],
+    session_forms: SessionForms | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Read, verify and parse one file; yield its rows as `PARSED` record batches.
 
     A file whose bytes differ from the inventory is reported (status `hash_mismatch`) and
     not parsed. A parser that fails on a file is a bug, but it must not stop the run: the
-    file is reported with the error as a problem.
+    file is reported with the error as a problem. Form answers go to `session_forms` and
+    are yielded when the session ends.
     """
     kind = task["kind"]
     report = {"format": None, "size_bytes": task["size"], "sha256": task["sha256"],
@@ -198,10 +242,13 @@ def parse_file_task(
         report["status"] = "rejected"
         report["detail"] = result.problems[0].reason
 
-    counter_key = (task["session_id"], record_type)
-    start = counters.get(counter_key, 0)
-    counters[counter_key] = start + result.record_count
-    yield from _record_batches(task, record_type, result.records, start)
+    if record_type == "form" and session_forms is not None and not isinstance(result.records, pa.Table):
+        session_forms.add(task, list(result.records), source)
+    else:
+        counter_key = (task["session_id"], record_type)
+        start = counters.get(counter_key, 0)
+        counters[counter_key] = start + result.record_count
+        yield from _record_batches(task, record_type, result.records, start)
     if result.problems:
         yield _batch(task, "problem", [dataclasses.asdict(p) for p in result.problems])
     if result.attributes:

@@ -11,26 +11,11 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from playtest_spark.capture.broker import Broker, BrokerSettings  # noqa: E402
-from playtest_spark.capture.devserver import BrokerServer  # noqa: E402
-from playtest_spark.capture.session import SessionRequest  # noqa: E402
-from tests.capture.helpers import make_request  # noqa: E402
-from tests.support.azurite import AzuriteHandle, AzuriteUnavailableError, start_azurite  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[AzuriteHandle]:
-    """Azurite's blob service on a free loopback port, for the whole test session."""
-    try:
-        handle = start_azurite()
-    except AzuriteUnavailableError as exc:
-        pytest.skip(f"Azurite cannot run: {exc}")
-    yield handle
-    handle.stop()
+from playtest_spark.capture.broker import Broker, BrokerSettings
+from playtest_spark.capture.devserver import BrokerServer
+from playtest_spark.capture.session import SessionRequest
+from tests.capture.helpers import make_request
+from tests.support.azurite import AzuriteHandle
 
 
 @pytest.fixture

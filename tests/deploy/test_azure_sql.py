@@ -551,11 +551,6 @@ def test_ddl_dates_are_date(metadata):
     assert compiled_type(metadata.tables["playtest.session_summary"].c.session_date) == "DATE"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sql/tables.py declares session_date as Date(), which SQLAlchemy compiles to "
-    "DATETIME for an unconnected mssql dialect; a DATE variant for mssql fixes it",
-)
 def test_ddl_dates_are_date_without_server_version():
     ddl = ddl_statements("playtest", mssql.dialect())
     assert not any(re.search(r"\bDATETIME\b(?!2)", statement) for statement in ddl)

@@ -384,15 +384,8 @@ def test_missing_run_date_stops_entry_point(bundle, monkeypatch):
     arguments = task["python_wheel_task"]["parameters"]
     with pytest.raises(ConfigError, match="run_date"):
         parse_config(arguments)
-    assert main(arguments) != 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="entry.main returns 1 on failure. A Python wheel task calls its entry point as a "
-    "function and Databricks documents no use of the return value, so a failed run may show as "
-    "succeeded; main should raise SystemExit(1) instead",
-)
 def test_entry_point_failure_raises_system_exit(bundle, monkeypatch):
     monkeypatch.setattr("playtest_spark.secrets.read_secret_scope", lambda scope: {})
     _, task, _ = rendered_task(bundle, "prod", run_date="")

@@ -76,13 +76,18 @@ def create_engine(config: JobConfig) -> Engine:
 
 
 def jdbc_options(config: JobConfig) -> dict[str, str]:
-    """Return Spark JDBC writer options (URL, driver, credentials, batch size)."""
+    """Return Spark JDBC writer options (URL, driver, credentials, batch size).
+
+    The result's repr hides passwords and tokens, so it is safe to log.
+    """
+    from playtest_spark.sql.azure import SecretOptions
+
     dialect = config.sql_dialect
-    options = {
+    options = SecretOptions({
         "url": config.effective_sql_url,
         "driver": JDBC_DRIVERS[dialect],
         "batchsize": str(config.sql_batch_size),
-    }
+    })
     if dialect == "sqlite":
         return options
     if dialect == "postgresql":

@@ -131,7 +131,6 @@ def publish_curated(
         return {table.name: 0 for table in CURATED_TABLES}
 
     schema = config.effective_sql_schema
-    options = jdbc_options(config)
     sqlite = config.sql_dialect == "sqlite"
     engine = create_engine(config)
     try:
@@ -140,12 +139,15 @@ def publish_curated(
             _clear_staging(connection, metadata, schema)
 
         for table in CURATED_TABLES:
-            _write_staging(frames[table.name], _qualified(schema, STAGING_PREFIX + table.name), options, sqlite)
+            # Options per write: on Azure SQL each call carries a freshly valid access token.
+            _write_staging(frames[table.name], _qualified(schema, STAGING_PREFIX + table.name),
+                           jdbc_options(config), sqlite)
         run_sessions = spark.createDataFrame(
             [(session_id, config.effective_run_id) for session_id in sorted(set(session_ids))],
             StructType([StructField("session_id", StringType()), StructField("run_id", StringType())]),
         )
-        _write_staging(run_sessions, _qualified(schema, STAGING_PREFIX + PUBLISHED_SESSIONS), options, sqlite)
+        _write_staging(run_sessions, _qualified(schema, STAGING_PREFIX + PUBLISHED_SESSIONS),
+                       jdbc_options(config), sqlite)
 
         with engine.begin() as connection:
             counts = _swap_in(connection, metadata, schema)

@@ -86,7 +86,7 @@ CURATED_TABLES: tuple[CuratedTable, ...] = (
         "session_summary",
         (
             _id("session_id"),
-            Column("session_date", Date(), nullable=False),
+            Column("session_date", Date().with_variant(mssql.DATE(), "mssql"), nullable=False),
             _str("game"),
             _str("build"),
             _str("platform"),
