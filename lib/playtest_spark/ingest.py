@@ -241,6 +241,9 @@ def parse_file_task(
     if result.record_count == 0 and result.problems:
         report["status"] = "rejected"
         report["detail"] = result.problems[0].reason
+    elif record_type == "recording" and _all_unreadable(result.records):
+        report["status"] = "unreadable"
+        report["detail"] = result.problems[0].reason if result.problems else None
 
     if record_type == "form" and session_forms is not None and not isinstance(result.records, pa.Table):
         session_forms.add(task, list(result.records), source)
@@ -267,6 +270,11 @@ def _run_parser(kind: str, source: Any, context: FileContext) -> ParseResult:
                                       "report this file to the playtest-spark maintainers")],
             format="error",
         )
+
+
+def _all_unreadable(records: Any) -> bool:
+    rows = records.to_pylist() if isinstance(records, pa.Table) else list(records)
+    return bool(rows) and all(row.get("status") == "unreadable" for row in rows)
 
 
 class _LandingSource:
