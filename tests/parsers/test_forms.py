@@ -531,3 +531,19 @@ def test_binary_form_file_is_rejected() -> None:
 )
 def test_parse_time(text: str, order: str, expected: dt.datetime | None) -> None:
     assert forms.parse_time(text, order) == expected
+
+
+def test_flat_answer_map_is_a_form() -> None:
+    result = parse_bytes(b'{"fun": 4, "comment": "tight controls", "form_id": "exit"}', "exit.json")
+
+    rows = {row["question_id"]: row for row in result.records}
+    assert result.problems == []
+    assert rows["fun"]["answer_number"] == 4.0
+    assert rows["comment"]["answer_text"] == "tight controls"
+    assert rows["fun"]["form_id"] == "exit"
+
+
+def test_answers_object_is_a_form() -> None:
+    result = parse_bytes(b'{"form_id": "x", "answers": {"a": 1, "b": "no"}}', "x.json")
+
+    assert [row["question_id"] for row in result.records] == ["a", "b"]

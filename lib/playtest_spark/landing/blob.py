@@ -112,7 +112,10 @@ class BlobLanding(Landing):
         return io.BufferedReader(_RangeReader(blob, size), buffer_size=RANGE_READ_BYTES)
 
     def url_for(self, key: str) -> str:
-        return self.container.get_blob_client(self._name(key)).url
+        name = self._name(key)
+        if not name:
+            return self.container.url
+        return self.container.get_blob_client(name).url
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.container.upload_blob(self._name(key), data, overwrite=True)

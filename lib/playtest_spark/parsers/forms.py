@@ -12,7 +12,10 @@ passes through `privacy.scrub_text`. The file kind is found from the content: JS
 In-game form JSON
 -----------------
 One form object, a list of them, an object with a `forms` (or `responses`,
-`submissions`) list, or JSON Lines with one form per line::
+`submissions`) list, or JSON Lines with one form per line. A form may also give its
+answers as a map of question id to answer, under `answers` or as a flat object
+(`{"fun": 4, "comment": "tight controls"}`), which is what the capture client's
+`add_form` writes for a mapping::
 
     {
       "form_id": "post_match_v3",            # also "formId" or "id"; else the file name
@@ -446,7 +449,43 @@ def _form_objects(document: Any) -> list[Any] | None:
             return document[key]
     if any(isinstance(document.get(key), list) for key in _QUESTION_LIST_KEYS):
         return [document]
-    return None
+    return _answer_map_form(document)
+
+
+_FORM_LEVEL_KEYS = frozenset(
+    _FORM_ID_KEYS + _FORM_RESPONDENT_KEYS + _FORM_TIME_KEYS + ("definition", "questionnaire")
+)
+
+
+def _is_plain_answer(value: Any) -> bool:
+    scalar = (str, int, float, bool, type(None))
+    return isinstance(value, scalar) or (
+        isinstance(value, list) and all(isinstance(item, scalar) for item in value)
+    )
+
+
+def _answer_map_form(document: dict[str, Any]) -> list[Any] | None:
+    """Read a form given as a map of question id -> answer.
+
+    Either `{"answers": {"fun": 4, ...}, "form_id": ...}` or a flat object such as
+    `{"fun": 4, "comment": "tight controls"}`, where every key other than the form-level
+    ones (`form_id`, `respondent_id`, `submitted_at`, ...) is a question and every value
+    is a scalar or a list of scalars.
+    """
+    answers = next((document[k] for k in _QUESTION_LIST_KEYS if isinstance(document.get(k), dict)), None)
+    if answers is None:
+        answers = {k: v for k, v in document.items() if k not in _FORM_LEVEL_KEYS}
+        header = {k: v for k, v in document.items() if k in _FORM_LEVEL_KEYS}
+        # A flat object is a form only when every value is an answer, not a nested
+        # object such as a settings file.
+        if not all(_is_plain_answer(value) for value in answers.values()):
+            return None
+    else:
+        header = {k: v for k, v in document.items() if k not in _QUESTION_LIST_KEYS}
+    if not answers:
+        return None
+    questions = [{"id": str(key), "answer": value} for key, value in answers.items()]
+    return [{**header, "questions": questions}]
 
 
 def _form_rows(
