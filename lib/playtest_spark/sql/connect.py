@@ -8,6 +8,7 @@ engine on the same database: `sqlite` (the embedded default), `postgresql+psycop
 from __future__ import annotations
 
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy
@@ -48,8 +49,10 @@ def create_engine(config: JobConfig) -> Engine:
     url = config.effective_sql_url
     dialect = config.sql_dialect
     if dialect == "sqlite":
+        path = Path(sqlite_path(url))
+        path.parent.mkdir(parents=True, exist_ok=True)
         # NullPool: no connection stays open while Spark writes to the same file.
-        engine = sqlalchemy.create_engine(f"sqlite:///{sqlite_path(url)}", poolclass=NullPool)
+        engine = sqlalchemy.create_engine(f"sqlite:///{path}", poolclass=NullPool)
 
         @sqlalchemy.event.listens_for(engine, "connect")
         def _set_busy_timeout(dbapi_connection: Any, _: Any) -> None:

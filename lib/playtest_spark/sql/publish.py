@@ -98,8 +98,11 @@ def _swap_in(connection: Connection, metadata: MetaData, schema: str | None) -> 
             func.row_number().over(partition_by=key, order_by=key).label("row_rank"),
         ).subquery()
         unique_rows = select(*[ranked.c[name] for name in table.column_names]).where(ranked.c.row_rank == 1)
-        result = connection.execute(insert(curated).from_select(table.column_names, unique_rows))
-        counts[table.name] = max(result.rowcount or 0, 0)
+        connection.execute(insert(curated).from_select(table.column_names, unique_rows))
+        # Counted, not taken from rowcount, which some drivers leave at -1 or 0 here.
+        counts[table.name] = connection.execute(
+            select(func.count()).select_from(curated).where(curated.c.session_id.in_(select(published.c.session_id)))
+        ).scalar_one()
     return counts
 
 
