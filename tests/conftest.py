@@ -33,6 +33,8 @@ def azurite():
     try:
         handle = start_azurite()
     except AzuriteUnavailableError as exc:
+        if os.environ.get("PLAYTEST_REQUIRE_SERVICES"):
+            pytest.fail(f"Azurite is required here but cannot run: {exc}")
         pytest.skip(f"Azurite cannot run: {exc}")
     yield handle
     handle.stop()

@@ -8,9 +8,12 @@ replaces their rows, ending in the same state as one clean run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import time
+from collections.abc import Iterator
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -61,6 +64,17 @@ class RunReport:
     quarantine_reasons: list[tuple[str, str, str, str]] = dataclasses.field(default_factory=list)
     incomplete: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     message: str = ""
+    # Wall time of each stage, in seconds, in the order the stages ran.
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the wall time of the `with` block to `timings[stage]`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
 
     def one_line(self) -> str:
         sessions = ", ".join(f"{k}={v}" for k, v in self.sessions.items() if v)
@@ -95,9 +109,11 @@ def run_job(spark: SparkSession, config: JobConfig) -> RunReport:
     landing = open_landing(spec)
 
     dates = config.look_back_dates
-    ledger = store.ledger(dates)
-    discovery = discover_sessions(landing, dates, ledger)
-    report = RunReport(run_id, config.run_date, sessions=discovery.counts())
+    report = RunReport(run_id, config.run_date)
+    with report.timed("discover"):
+        ledger = store.ledger(dates)
+        discovery = discover_sessions(landing, dates, ledger)
+    report.sessions = discovery.counts()
     for candidate in discovery.candidates:
         if candidate.state in (SessionState.INCOMPLETE, SessionState.INVALID):
             logger.warning("session %s/%s is %s: %s", candidate.session_date, candidate.session_id,
@@ -107,8 +123,9 @@ def run_job(spark: SparkSession, config: JobConfig) -> RunReport:
     ready = discovery.ready
     parsed = parse_sessions(spark, ready, spec).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        file_reports = [row.asDict() for row in records_of(parsed, "file").collect()]
-        attributes = records_of(parsed, "attribute").select("session_id", "name", "value").collect()
+        with report.timed("parse"):
+            file_reports = [row.asDict() for row in records_of(parsed, "file").collect()]
+            attributes = records_of(parsed, "attribute").select("session_id", "name", "value").collect()
         failed = _sessions_with_bad_files(file_reports)
         for session_id, reason in sorted(failed.items()):
             logger.warning("session %s is incomplete: %s", session_id, reason)
@@ -133,15 +150,18 @@ def run_job(spark: SparkSession, config: JobConfig) -> RunReport:
         tables = _build_tables(spark, config, landing.url_for("").rstrip("/"), kept, good, problem_sessions,
                                file_reports, attributes, failed)
         _count_rows(report, good, file_reports, tables, len(problem_sessions), held_back_count)
-        _write_delta(store, tables, good, problem_sessions)
+        with report.timed("write_delta"):
+            _write_delta(store, tables, good, problem_sessions)
 
-        frames = _curated_frames(tables, run_id)
-        report.rows_out.update({f"sql.{k}": v for k, v in
-                                publish_curated(spark, config, frames, sorted(good_ids)).items()})
+        with report.timed("publish_sql"):
+            frames = _curated_frames(tables, run_id)
+            published = publish_curated(spark, config, frames, sorted(good_ids))
+        report.rows_out.update({f"sql.{k}": v for k, v in published.items()})
 
-        ledger_rows = spark.createDataFrame(
-            [(c.session_date, c.session_id, c.inventory_hash, run_id) for c in good], schemas.LEDGER)
-        store.replace_sessions("ledger", ledger_rows, [(c.session_date, c.session_id) for c in good])
+        with report.timed("ledger"):
+            ledger_rows = spark.createDataFrame(
+                [(c.session_date, c.session_id, c.inventory_hash, run_id) for c in good], schemas.LEDGER)
+            store.replace_sessions("ledger", ledger_rows, [(c.session_date, c.session_id) for c in good])
     finally:
         parsed.unpersist()
 

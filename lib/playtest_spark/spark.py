@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -57,6 +58,9 @@ def get_spark(app_name: str = "playtest", cores: int | None = None) -> SparkSess
 
     # Keep the driver on loopback: a laptop's host name may resolve to a LAN address.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers must run this interpreter (the one with this package installed),
+    # not whatever `python3` comes first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     cache = ivy_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     master = f"local[{cores}]" if cores else "local[*]"
