@@ -45,31 +45,27 @@ def events_table(parsed: DataFrame, sessions: DataFrame, run_id: str) -> DataFra
     )
 
 
+def _record_table(parsed: DataFrame, record_type: str, schema: StructType, run_id: str) -> DataFrame:
+    return (
+        records_of(parsed, record_type)
+        .transform(with_run_id(run_id))
+        .transform(lambda df: conform(df, schema))
+    )
+
+
 def perf_table(parsed: DataFrame, run_id: str) -> DataFrame:
     """Build `perf_samples`: one row per frame or sample."""
-    return (
-        records_of(parsed, "perf")
-        .transform(with_run_id(run_id))
-        .transform(lambda df: conform(df, schemas.PERF_SAMPLES))
-    )
+    return _record_table(parsed, "perf", schemas.PERF_SAMPLES, run_id)
 
 
 def log_table(parsed: DataFrame, run_id: str) -> DataFrame:
     """Build `log_entries`: one row per log record."""
-    return (
-        records_of(parsed, "log")
-        .transform(with_run_id(run_id))
-        .transform(lambda df: conform(df, schemas.LOG_ENTRIES))
-    )
+    return _record_table(parsed, "log", schemas.LOG_ENTRIES, run_id)
 
 
 def form_table(parsed: DataFrame, run_id: str) -> DataFrame:
     """Build `form_responses`: one row per answer."""
-    return (
-        records_of(parsed, "form")
-        .transform(with_run_id(run_id))
-        .transform(lambda df: conform(df, schemas.FORM_RESPONSES))
-    )
+    return _record_table(parsed, "form", schemas.FORM_RESPONSES, run_id)
 
 
 def recordings_table(parsed: DataFrame, landing_url: str, session_prefix: Column, run_id: str) -> DataFrame:
@@ -96,8 +92,4 @@ def session_prefix_column() -> Column:
 
 def quarantine_table(parsed: DataFrame, run_id: str) -> DataFrame:
     """Build `quarantine` rows from the parsers' problems."""
-    return (
-        records_of(parsed, "problem")
-        .transform(with_run_id(run_id))
-        .transform(lambda df: conform(df, schemas.QUARANTINE))
-    )
+    return _record_table(parsed, "problem", schemas.QUARANTINE, run_id)
