@@ -7,6 +7,7 @@ exact ones cost a sort per session.
 
 from __future__ import annotations
 
+import sqlalchemy
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -17,11 +18,26 @@ HITCH_MS = 50.0
 PERCENTILE_ACCURACY = 10_000
 # Tools that log one sample per second, not one row per frame: excluded from frame stats.
 PER_SECOND_TOOLS = ("afterburner",)
+# Samples further than this from a capture's start (about 31 years) are clock garbage.
+MAX_OFFSET_S = 1e9
 
 
 def curated_select(df: DataFrame, table: str) -> DataFrame:
-    """Select the curated table's columns in order: the SQL schema contract."""
-    return df.select(*CURATED_BY_NAME[table].column_names)
+    """Select the curated table's columns in order: the SQL schema contract.
+
+    Text is made to fit SQL: NUL characters are removed (PostgreSQL rejects them) and
+    text longer than its column is cut to the column's length (Delta keeps it whole).
+    """
+    columns = []
+    for column in CURATED_BY_NAME[table].columns:
+        value = F.col(column.name)
+        if isinstance(column.type, sqlalchemy.String):
+            value = F.translate(value, "\u0000", "")
+            if column.type.length:
+                value = F.substring(value, 1, column.type.length)
+            value = value.alias(column.name)
+        columns.append(value)
+    return df.select(*columns)
 
 
 def frame_rows(perf: DataFrame) -> DataFrame:
@@ -144,7 +160,7 @@ def perf_seconds(perf: DataFrame, sessions: DataFrame, run_id: str) -> DataFrame
     per_second_tools = perf.where(F.col("source_tool").isin(*PER_SECOND_TOOLS))
     rows = per_frame.unionByName(per_second_tools)
     return (
-        rows.where(F.col("offset_s").isNotNull())
+        rows.where(F.col("offset_s").isNotNull() & (F.abs("offset_s") < MAX_OFFSET_S))
         .withColumn("second", F.floor("offset_s").cast("long"))
         .groupBy("session_id", "source_file", "second")
         .agg(
@@ -194,6 +210,7 @@ def log_fingerprints(logs: DataFrame, sessions: DataFrame, run_id: str) -> DataF
             "occurrences", "first_seen_utc", "last_seen_utc",
             F.lit(run_id).alias("run_id"),
         )
+        .transform(lambda df: curated_select(df, "log_fingerprints"))
     )
 
 

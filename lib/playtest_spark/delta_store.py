@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from playtest_spark.config import JobConfig
+from playtest_spark.discovery import LedgerEntry
 from playtest_spark.schemas import DELTA_TABLES
 
 logger = logging.getLogger(__name__)
@@ -115,15 +116,17 @@ class DeltaStore:
             else:
                 self.spark.conf.set(key, previous)
 
-    def ledger(self, dates: Sequence[dt.date]) -> dict[str, str]:
-        """Return session id -> processed inventory hash for sessions of `dates`."""
+    def ledger(self, session_ids: Sequence[str]) -> dict[str, LedgerEntry]:
+        """Return the ledger entries of `session_ids`, whatever their date."""
+        if not session_ids:
+            return {}
         rows = (
             self.read("ledger")
-            .where(F.col("session_date").isin([d.isoformat() for d in dates]))
-            .select("session_id", "inventory_hash")
+            .where(F.col("session_id").isin(list(session_ids)))
+            .select("session_id", "session_date", "inventory_hash")
             .collect()
         )
-        return {row.session_id: row.inventory_hash for row in rows}
+        return {row.session_id: LedgerEntry(row.session_date, row.inventory_hash) for row in rows}
 
     def upsert_run(self, run: DataFrame) -> None:
         """Insert or update the run's row, keyed by run id."""

@@ -15,7 +15,7 @@ import enum
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from playtest_spark.errors import LandingError
@@ -79,10 +79,27 @@ class SessionCandidate:
 
 
 @dataclasses.dataclass(frozen=True)
+class LedgerEntry:
+    """What the ledger records of a processed session."""
+
+    session_date: dt.date
+    inventory_hash: str
+
+
+LedgerLookup = Callable[[Sequence[str]], Mapping[str, LedgerEntry]]
+
+
+@dataclasses.dataclass(frozen=True)
 class Discovery:
-    """All session directories of the window, grouped by state."""
+    """All session directories of the window, grouped by state.
+
+    Attributes:
+        candidates: One entry per session directory found.
+        ledger: Ledger entries of the session ids found, from any date.
+    """
 
     candidates: tuple[SessionCandidate, ...]
+    ledger: Mapping[str, LedgerEntry] = dataclasses.field(default_factory=dict)
 
     def in_state(self, state: SessionState) -> list[SessionCandidate]:
         return [c for c in self.candidates if c.state is state]
@@ -101,14 +118,19 @@ class Discovery:
 def discover_sessions(
     landing: Landing,
     dates: Iterable[dt.date],
-    ledger: Mapping[str, str],
+    ledger: Mapping[str, LedgerEntry] | LedgerLookup,
 ) -> Discovery:
     """List the window's session directories and decide what to do with each.
+
+    Session ids are unique across dates: an id found on two dates of the window, or
+    already processed for another date, is invalid, because its rows would replace the
+    other session's rows.
 
     Args:
         landing: Where sessions land.
         dates: Session dates to search (the run date and its look-back days).
-        ledger: Session id -> inventory hash already processed.
+        ledger: Processed sessions by id, or a function that returns those of a list
+            of ids (so the ledger is read only for the sessions found).
 
     Raises:
         LandingError: the landing could not be listed.
@@ -129,14 +151,34 @@ def discover_sessions(
             session_dir, _ = rest.split("/", 1)
             groups[(session_date, session_dir)].append(obj)
 
-    with ThreadPoolExecutor(max_workers=MANIFEST_READ_THREADS) as pool:
-        candidates = list(
-            pool.map(
-                lambda item: _inspect_session(landing, item[0][0], item[0][1], item[1], ledger),
-                sorted(groups.items()),
+    found_ids = sorted({session_id for _, session_id in groups})
+    entries = ledger(found_ids) if callable(ledger) else ledger
+    first_date: dict[str, dt.date] = {}
+    for session_date, session_id in sorted(groups):
+        first_date.setdefault(session_id, session_date)
+
+    def inspect(item: tuple[tuple[dt.date, str], list[LandedObject]]) -> SessionCandidate:
+        (session_date, session_id), objects = item
+        other_date = first_date[session_id]
+        processed = entries.get(session_id)
+        if other_date != session_date:
+            return SessionCandidate(
+                session_date, session_id, SessionState.INVALID,
+                f"session id {session_id!r} also landed on {other_date}; session ids must be unique, "
+                "so open a new session through the broker and upload the files again",
             )
-        )
-    discovery = Discovery(tuple(candidates))
+        if processed is not None and processed.session_date != session_date:
+            return SessionCandidate(
+                session_date, session_id, SessionState.INVALID,
+                f"session id {session_id!r} was already processed for {processed.session_date}; "
+                "session ids must be unique, so open a new session through the broker and upload again",
+            )
+        return _inspect_session(landing, session_date, session_id, objects,
+                                processed.inventory_hash if processed else None)
+
+    with ThreadPoolExecutor(max_workers=MANIFEST_READ_THREADS) as pool:
+        candidates = list(pool.map(inspect, sorted(groups.items())))
+    discovery = Discovery(tuple(candidates), dict(entries))
     logger.info("discovered sessions in %d day(s): %s", len(dates), discovery.counts())
     return discovery
 
@@ -146,7 +188,7 @@ def _inspect_session(
     session_date: dt.date,
     session_dir: str,
     objects: list[LandedObject],
-    ledger: Mapping[str, str],
+    processed_hash: str | None,
 ) -> SessionCandidate:
     if not is_valid_session_id(session_dir):
         return SessionCandidate(
@@ -185,7 +227,13 @@ def _inspect_session(
             + "; the session is retried on later runs",
             manifest, completion,
         )
-    if ledger.get(session_dir) == completion.inventory_hash:
+    if completion.device_end < manifest.device_start:
+        return SessionCandidate(
+            session_date, session_dir, SessionState.INVALID,
+            f"_complete.json device_end {completion.device_end.isoformat()} is before session.json "
+            f"device_start {manifest.device_start.isoformat()}; fix the device clock or the uploader",
+        )
+    if processed_hash == completion.inventory_hash:
         return SessionCandidate(session_date, session_dir, SessionState.PROCESSED, "", manifest, completion)
 
     files = _session_files(prefix, completion.files, by_path)

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
@@ -68,6 +69,8 @@ RECORD_COLUMNS: dict[str, tuple[str, StructType]] = {
     "attribute": ("attribute", schemas.ATTRIBUTE_RECORD),
     "file": ("file", FILE_REPORT),
 }
+# Formats that are valid without records of their own.
+RECORDLESS_FORMATS = frozenset({"questionnaire-definition"})
 KIND_RECORD_TYPE = {
     "events": "event",
     "performance": "perf",
@@ -177,7 +180,10 @@ class SessionForms:
             key = (task["session_id"], "form")
             start = counters.get(key, 0)
             counters[key] = start + len(records)
-            yield from _record_batches(task, "form", records, start)
+            problems: list[Problem] = []
+            yield from _record_batches(task, "form", records, start, problems)
+            if problems:
+                yield _batch(task, "problem", [dataclasses.asdict(p) for p in problems])
 
 
 def _make_partition_parser(spec: LandingSpec):  # type: ignore[no-untyped-def]
@@ -237,21 +243,24 @@ def parse_file_task(
 
     result = _run_parser(kind, source, context)
     record_type = KIND_RECORD_TYPE[kind]
-    report.update(format=result.format, records=result.record_count, rejected=len(result.problems))
-    if result.record_count == 0 and result.problems:
-        report["status"] = "rejected"
-        report["detail"] = result.problems[0].reason
-    elif record_type == "recording" and _all_unreadable(result.records):
-        report["status"] = "unreadable"
-        report["detail"] = result.problems[0].reason if result.problems else None
-
+    found_problems = len(result.problems)
     if record_type == "form" and session_forms is not None and not isinstance(result.records, pa.Table):
         session_forms.add(task, list(result.records), source)
     else:
         counter_key = (task["session_id"], record_type)
         start = counters.get(counter_key, 0)
         counters[counter_key] = start + result.record_count
-        yield from _record_batches(task, record_type, result.records, start)
+        yield from _record_batches(task, record_type, result.records, start, result.problems)
+    kept = result.record_count - (len(result.problems) - found_problems)
+    if result.record_count == 0 and not result.problems and result.format not in RECORDLESS_FORMATS:
+        result.problems.append(Problem("file", f"the file holds no {kind} records (format {result.format!r}); "
+                                               "check that the game wrote it completely"))
+
+    report.update(format=result.format, records=kept, rejected=len(result.problems))
+    if kept == 0 and result.problems:
+        report.update(status="rejected", detail=result.problems[0].reason)
+    elif record_type == "recording" and _all_unreadable(result.records):
+        report.update(status="unreadable", detail=result.problems[0].reason if result.problems else None)
     if result.problems:
         yield _batch(task, "problem", [dataclasses.asdict(p) for p in result.problems])
     if result.attributes:
@@ -295,16 +304,49 @@ _ARROW_PARSED = to_arrow_schema(PARSED)
 _ARROW_RECORDS = {name: to_arrow_schema(schema) for name, (_, schema) in RECORD_COLUMNS.items()}
 
 
-def _record_batches(task: dict[str, Any], record_type: str, records: Any, start: int) -> Iterator[pa.RecordBatch]:
+def _record_batches(task: dict[str, Any], record_type: str, records: Any, start: int,
+                    problems: list[Problem] | None = None) -> Iterator[pa.RecordBatch]:
     schema = _ARROW_RECORDS[record_type]
     if isinstance(records, pa.Table):
         table = _conform(records, schema)
     else:
-        table = pa.Table.from_pylist(list(records), schema=schema)
+        table = _table_from_rows(list(records), schema, problems if problems is not None else [])
+    table = _finite_only(table)
     for offset in range(0, table.num_rows, OUTPUT_BATCH_ROWS):
         chunk = table.slice(offset, OUTPUT_BATCH_ROWS)
         seq = pa.array(range(start + offset + 1, start + offset + chunk.num_rows + 1), pa.int64())
         yield _assemble(task, record_type, chunk, seq)
+
+
+def _table_from_rows(rows: list[dict[str, Any]], schema: pa.Schema, problems: list[Problem]) -> pa.Table:
+    """Convert parser rows to Arrow; a row Arrow cannot store becomes a problem.
+
+    Conversion is tried for all rows at once and, only when that fails, row by row.
+    """
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
+        kept = []
+        for index, row in enumerate(rows, start=1):
+            try:
+                pa.Table.from_pylist([row], schema=schema)
+            except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError) as exc:
+                position = f"line {row['line_no']}" if row.get("line_no") else f"record {index}"
+                problems.append(Problem(position, f"the record holds a value that cannot be stored "
+                                                  f"({type(exc).__name__}: {exc}); fix the writer", repr(row)))
+                continue
+            kept.append(row)
+        return pa.Table.from_pylist(kept, schema=schema)
+
+
+def _finite_only(table: pa.Table) -> pa.Table:
+    """Replace NaN and infinite doubles with null: they are no measurement."""
+    columns = []
+    for column, field in zip(table.columns, table.schema):
+        if pa.types.is_floating(field.type) and table.num_rows:
+            column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, field.type))
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -14,19 +14,23 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from collections import Counter, defaultdict
 from typing import Any
 
 from pyspark import StorageLevel
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from playtest_spark import curated, schemas, transforms
 from playtest_spark.config import JobConfig
+from playtest_spark.errors import ConfigError, PlaytestError
 from playtest_spark.delta_store import DeltaStore
 from playtest_spark.discovery import Discovery, SessionCandidate, SessionState, discover_sessions
 from playtest_spark.ingest import parse_sessions, records_of
-from playtest_spark.landing import LandingSpec, open_landing
+from playtest_spark.landing import Landing, LandingSpec, open_landing
+from playtest_spark.sql.connect import sqlite_path
 from playtest_spark.sql.publish import publish_curated
 
 logger = logging.getLogger(__name__)
@@ -103,16 +107,54 @@ def run_job(spark: SparkSession, config: JobConfig) -> RunReport:
     started_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     run_id = config.effective_run_id
     logger.info("run %s starts for %s (look-back %d days)", run_id, config.run_date, config.lookback_days)
-    store = DeltaStore(spark, config)
-    store.ensure_tables()
+    check_local_paths(config)
     spec = landing_spec(config)
     landing = open_landing(spec)
-
-    dates = config.look_back_dates
+    landing.check()
+    store = DeltaStore(spark, config)
+    store.ensure_tables()
     report = RunReport(run_id, config.run_date)
+    try:
+        return _run(spark, config, store, landing, spec, report, started_at)
+    except PlaytestError as exc:
+        report.status = "failed"
+        report.message = str(exc)[:2000]
+        try:
+            _record_run(spark, store, config, report, started_at)
+        except PySparkException as record_error:
+            logger.warning("run %s: could not record the failed run: %s", run_id, record_error)
+        raise
+
+
+def check_local_paths(config: JobConfig) -> None:
+    """Raise ConfigError when a local warehouse or SQLite path cannot be used.
+
+    Raises:
+        ConfigError: the warehouse is a file, or the SQLite file is a folder or lies
+            below a file.
+    """
+    if config.warehouse and not config.catalog:
+        warehouse = Path(config.warehouse)
+        if warehouse.exists() and not warehouse.is_dir():
+            raise ConfigError(f"warehouse {str(warehouse)!r} is a file, not a folder: pass another --warehouse")
+    if config.sql_dialect == "sqlite":
+        database = Path(sqlite_path(config.effective_sql_url))
+        if database.is_dir():
+            raise ConfigError(f"SQLite database {str(database)!r} is a folder: name a file in --sql-url")
+        for parent in database.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ConfigError(f"SQLite database {str(database)!r} lies below the file {str(parent)!r}")
+                break
+
+
+def _run(spark: SparkSession, config: JobConfig, store: DeltaStore, landing: Landing, spec: LandingSpec,
+         report: RunReport, started_at: dt.datetime) -> RunReport:
+    run_id = report.run_id
+    dates = config.look_back_dates
     with report.timed("discover"):
-        ledger = store.ledger(dates)
-        discovery = discover_sessions(landing, dates, ledger)
+        discovery = discover_sessions(landing, dates, store.ledger)
+        ledger = discovery.ledger
     report.sessions = discovery.counts()
     for candidate in discovery.candidates:
         if candidate.state in (SessionState.INCOMPLETE, SessionState.INVALID):

@@ -137,8 +137,11 @@ class SessionManifest:
         """
         body = _load_object(text, SESSION_FILE)
         version = body.get("schema_version")
-        if not isinstance(version, int) or version < 1:
-            raise ManifestError(f"{SESSION_FILE}: invalid schema_version {version!r}")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+            raise ManifestError(
+                f"{SESSION_FILE}: invalid schema_version {version!r}: this version of the job reads "
+                f"1 to {SCHEMA_VERSION}; upgrade playtest-spark for newer sessions"
+            )
         required = ("game", "build", "platform", "device_model", "player_id")
         values = {}
         for name in required:
@@ -234,11 +237,13 @@ class CompletionManifest:
             seen.add(path)
             entries.append(InventoryEntry(path, size, digest.lower()))
         version = body.get("schema_version", SCHEMA_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+            raise ManifestError(f"{COMPLETE_FILE}: invalid schema_version {version!r}")
         return cls(
             session_id=session_id,
             device_end=parse_timestamp(body.get("device_end"), "device_end"),
             files=tuple(entries),
-            schema_version=version if isinstance(version, int) else SCHEMA_VERSION,
+            schema_version=version,
         )
 
 

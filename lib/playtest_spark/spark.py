@@ -85,6 +85,7 @@ def get_spark(app_name: str = "playtest", cores: int | None = None) -> SparkSess
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
+        .config("spark.sql.debug.maxToStringFields", "200")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from playtest_spark.discovery import SessionState, discover_sessions
+from playtest_spark.discovery import LedgerEntry, SessionState, discover_sessions
 from playtest_spark.ingest import plan_bins
 from playtest_spark.landing.local import LocalLanding
 from playtest_spark.manifest import InventoryEntry
@@ -57,13 +57,13 @@ def test_discovery_size_mismatch_incomplete(landing):
 def test_discovery_processed_inventory_skipped(landing):
     write_session(landing, DAY, "s1", {"events/e.jsonl": LINE})
     first = discover_sessions(landing, [DAY], ledger={}).ready[0]
-    again = discover_sessions(landing, [DAY], ledger={"s1": first.inventory_hash})
+    again = discover_sessions(landing, [DAY], ledger={"s1": LedgerEntry(DAY, first.inventory_hash)})
     assert states(again) == {"s1": SessionState.PROCESSED}
 
 
 def test_discovery_reupload_processed_again(landing):
     write_session(landing, DAY, "s1", {"events/e.jsonl": LINE})
-    discovery = discover_sessions(landing, [DAY], ledger={"s1": "0" * 64})
+    discovery = discover_sessions(landing, [DAY], ledger={"s1": LedgerEntry(DAY, "0" * 64)})
     assert states(discovery) == {"s1": SessionState.READY}
 
 
@@ -108,3 +108,28 @@ def test_plan_bins_keeps_sessions_whole_and_balanced(landing):
     assert set().union(*sessions_per_bin) == {f"s{i}" for i in range(6)}
     sizes = [sum(task.size for task in bin_) for bin_ in bins]
     assert max(sizes) - min(sizes) <= len(LINE) * 6
+
+
+def test_discovery_same_id_on_two_dates_invalid(landing):
+    write_session(landing, DAY - dt.timedelta(days=1), "twice", {"events/e.jsonl": LINE})
+    write_session(landing, DAY, "twice", {"events/e.jsonl": LINE})
+    discovery = discover_sessions(landing, [DAY, DAY - dt.timedelta(days=1)], ledger={})
+    by_date = {c.session_date: c for c in discovery.candidates}
+    assert by_date[DAY - dt.timedelta(days=1)].state is SessionState.READY
+    assert by_date[DAY].state is SessionState.INVALID
+    assert "also landed on 2026-12-02" in by_date[DAY].reason
+
+
+def test_discovery_id_processed_for_other_date_invalid(landing):
+    write_session(landing, DAY, "s1", {"events/e.jsonl": LINE})
+    ledger = {"s1": LedgerEntry(DAY - dt.timedelta(days=30), "0" * 64)}
+    candidate = discover_sessions(landing, [DAY], ledger=lambda ids: ledger).candidates[0]
+    assert candidate.state is SessionState.INVALID
+    assert "already processed for 2026-11-03" in candidate.reason
+
+
+def test_discovery_end_before_start_invalid(landing):
+    write_session(landing, DAY, "s1", {"events/e.jsonl": LINE}, duration_s=-60)
+    candidate = discover_sessions(landing, [DAY], ledger={}).candidates[0]
+    assert candidate.state is SessionState.INVALID
+    assert "before session.json device_start" in candidate.reason

@@ -125,3 +125,13 @@ def test_completion_manifest_rejects_bad_hash():
     body = '{"session_id": "s", "device_end": "2026-12-03T10:00:00Z", "files": [{"path": "events/a", "size": 1, "sha256": "xyz"}]}'
     with pytest.raises(ManifestError, match="invalid sha256 'xyz'"):
         CompletionManifest.from_json(body)
+
+
+@pytest.mark.parametrize("version", [True, 0, 999, "1", None])
+def test_session_manifest_bad_schema_version_rejected(version):
+    import json
+
+    body = json.loads(_session_manifest().to_json())
+    body["schema_version"] = version
+    with pytest.raises(ManifestError, match="invalid schema_version"):
+        SessionManifest.from_json(json.dumps(body))

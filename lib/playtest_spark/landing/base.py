@@ -52,6 +52,10 @@ class Landing(abc.ABC):
     """Read access to the landing storage."""
 
     @abc.abstractmethod
+    def check(self) -> None:
+        """Raise LandingError unless the landing exists and can be read."""
+
+    @abc.abstractmethod
     def list_prefix(self, prefix: str) -> Iterator[LandedObject]:
         """Yield every file whose key starts with `prefix` (a folder, ending in `/`)."""
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import IO
 from urllib.parse import urlsplit
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 from azure.storage.blob import ContainerClient
 
-from playtest_spark.errors import ConfigError
+from playtest_spark.errors import ConfigError, LandingError
 from playtest_spark.landing.base import LandedObject, Landing, LandingSpec, parse_abfss
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,22 @@ class BlobLanding(Landing):
 
     def _key(self, name: str) -> str:
         return name[len(self.prefix) + 1 :] if self.prefix else name
+
+    def check(self) -> None:
+        try:
+            self.container.get_container_properties()
+        except ResourceNotFoundError as exc:
+            raise LandingError(
+                f"landing container {self.container.container_name!r} not found at {self.container.url}: "
+                "check --landing or PLAYTEST_LANDING"
+            ) from exc
+        except HttpResponseError as exc:
+            raise LandingError(
+                f"cannot read landing container {self.container.url}: {exc.reason or exc}; check the "
+                "credential (landing_auth) and the storage firewall"
+            ) from exc
+        except ServiceRequestError as exc:
+            raise LandingError(f"cannot reach {self.container.url}: {exc}") from exc
 
     def list_prefix(self, prefix: str) -> Iterator[LandedObject]:
         for blob in self.container.list_blobs(name_starts_with=self._name(prefix), include=["metadata"]):

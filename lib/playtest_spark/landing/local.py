@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from playtest_spark.errors import LandingError
 from playtest_spark.landing.base import LandedObject, Landing
 
 
@@ -22,6 +23,10 @@ class LocalLanding(Landing):
         if self.root not in path.parents and path != self.root:
             raise ValueError(f"key {key!r} points outside the landing folder {self.root}")
         return path
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise LandingError(f"landing folder {str(self.root)!r} not found: check --landing or PLAYTEST_LANDING")
 
     def list_prefix(self, prefix: str) -> Iterator[LandedObject]:
         base = self._path(prefix)

@@ -129,6 +129,8 @@ def bound_excerpt(text: str | bytes | None) -> str:
         return ""
     if isinstance(text, bytes):
         text = text[: MAX_EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    # NUL is shown escaped: SQL databases such as PostgreSQL reject it in text.
+    text = text.replace("\x00", "\\0")
     if len(text) > MAX_EXCERPT_CHARS:
         return text[: MAX_EXCERPT_CHARS - 1] + "…"
     return text

@@ -81,8 +81,20 @@ def _write_staging(df: DataFrame, table: str, options: Mapping[str, str], sqlite
     try:
         df.write.format("jdbc").options(**options).option("dbtable", table).mode("append").save()
     except (PySparkException, Py4JJavaError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PublishError(f"writing staging table {table!r} over JDBC failed: {message}") from exc
+        raise PublishError(f"writing staging table {table!r} over JDBC failed: {root_cause(exc)}") from exc
+
+
+def root_cause(exc: BaseException) -> str:
+    """Return the innermost message of a Spark or JVM error, such as the database's own
+    `ERROR: value too long for type character varying(200)`."""
+    texts = [str(exc)]
+    java = getattr(exc, "java_exception", None)
+    while java is not None:
+        texts.append(str(java.toString()))
+        java = java.getCause()
+    lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if not line.startswith("at ") and ("ERROR" in line or "Exception:" in line)]
+    return causes[-1] if causes else (lines[0] if lines else type(exc).__name__)
 
 
 def _swap_in(connection: Connection, metadata: MetaData, schema: str | None) -> dict[str, int]:
