@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import resource
-import shutil
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from playtest_spark.config import JobConfig
+from playtest_spark.demo import prepare_demo_home
 from playtest_spark.landing.local import LocalLanding
 from playtest_spark.synth import SyntheticSpec, generate_day
 
@@ -41,8 +41,7 @@ def _jvm_peak_rss_mb(spark) -> float | None:  # type: ignore[no-untyped-def]
 
 def run_benchmark(console: Console, sessions: int, seconds: int, home: Path, cores: int) -> dict[str, float]:
     """Generate the landing, run the job once, print and return the figures."""
-    if home.exists():
-        shutil.rmtree(home)
+    prepare_demo_home(home, marker=".playtest-bench", command="bench")
     landing_dir = home / "landing"
     spec = SyntheticSpec(seconds=seconds)
 

@@ -46,7 +46,7 @@ class SessionState(str, enum.Enum):
     OPEN = "open"  # no _complete.json yet: the upload has not finished
     INCOMPLETE = "incomplete"  # _complete.json disagrees with the directory
     INVALID = "invalid"  # bad session id or unreadable session.json/_complete.json
-    PROCESSED = "processed"  # the ledger already holds this inventory
+    PROCESSED = "processed"  # the ledger already contains this inventory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +80,7 @@ class SessionCandidate:
 
 @dataclasses.dataclass(frozen=True)
 class LedgerEntry:
-    """What the ledger records of a processed session."""
+    """Ledger row of a processed session."""
 
     session_date: dt.date
     inventory_hash: str

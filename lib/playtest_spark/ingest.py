@@ -3,7 +3,7 @@
 The driver packs whole sessions into bins of similar size, one bin per partition, and a
 single `mapInArrow` runs the plain-Python parsers on each partition. Every output row
 carries a `record_type` and one filled struct (an event, a performance sample, a problem,
-a file report ...), so one pass feeds every table and the number of Spark jobs does not
+a file report ...). So one pass feeds every table, and the number of Spark jobs does not
 grow with the number of sessions. Keeping a session in one partition also lets the
 parsers number its events and samples without a shuffle.
 """
@@ -33,7 +33,7 @@ from playtest_spark.parsers.base import BytesSource, FileContext, ParseResult, P
 
 logger = logging.getLogger(__name__)
 
-# One task per bin; a bin holds whole sessions and about this many bytes at most.
+# One task per bin. A bin contains whole sessions and at most about this many bytes.
 TARGET_BIN_BYTES = 64 * 1024 * 1024
 OUTPUT_BATCH_ROWS = 65_536
 

@@ -57,7 +57,7 @@ FILE_STATUS_REASONS = {
 
 @dataclasses.dataclass
 class RunReport:
-    """What a run did, for the command line, the logs and the `runs` table."""
+    """Summary of a run, for the command line, the logs and the `runs` table."""
 
     run_id: str
     run_date: dt.date
@@ -67,6 +67,8 @@ class RunReport:
     rows_out: dict[str, int] = dataclasses.field(default_factory=dict)
     quarantine_reasons: list[tuple[str, str, str, str]] = dataclasses.field(default_factory=list)
     incomplete: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # Sessions without `_complete.json` yet: their upload has not finished.
+    open_sessions: list[str] = dataclasses.field(default_factory=list)
     message: str = ""
     # Wall time of each stage, in seconds, in the order the stages ran.
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -156,6 +158,7 @@ def _run(spark: SparkSession, config: JobConfig, store: DeltaStore, landing: Lan
         discovery = discover_sessions(landing, dates, store.ledger)
         ledger = discovery.ledger
     report.sessions = discovery.counts()
+    report.open_sessions = [c.session_id for c in discovery.in_state(SessionState.OPEN)]
     for candidate in discovery.candidates:
         if candidate.state in (SessionState.INCOMPLETE, SessionState.INVALID):
             logger.warning("session %s/%s is %s: %s", candidate.session_date, candidate.session_id,

@@ -33,7 +33,7 @@ KINDS = ("events", "performance", "logs", "forms", "recordings")
 
 
 class ManifestError(PlaytestError, ValueError):
-    """`session.json` or `_complete.json` is missing a field or holds an invalid value."""
+    """`session.json` or `_complete.json` is missing a field or has an invalid value."""
 
 
 def parse_timestamp(value: Any, field: str) -> dt.datetime:

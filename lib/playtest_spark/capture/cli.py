@@ -91,7 +91,7 @@ LandingOption = Annotated[
     str | None,
     typer.Option(
         "--landing",
-        help=f"Local landing folder, used when no broker is set [default: {DEFAULT_LANDING}].",
+        help=f"Local landing folder, used when no broker is set \\[default: {DEFAULT_LANDING}].",
     ),
 ]
 NameOption = Annotated[
@@ -112,7 +112,7 @@ def start_command(
     player_id: Annotated[str, typer.Option(help="Pseudonymous player id (no e-mail).")],
     device_start: Annotated[
         str | None,
-        typer.Option(help="Device time at start, ISO 8601 [default: now, in UTC]."),
+        typer.Option(help="Device time at start, ISO 8601 \\[default: now, in UTC]."),
     ] = None,
     event_field: Annotated[
         list[str] | None,
@@ -245,7 +245,7 @@ def upload_command(
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Blocks sent at once.")] = 4,
     block_size_mib: Annotated[
         int | None,
-        typer.Option(min=1, max=100, help="Block size in MiB [default: from the file size]."),
+        typer.Option(min=1, max=100, help="Block size in MiB \\[default: from the file size]."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     spool: SpoolOption = DEFAULT_SPOOL,

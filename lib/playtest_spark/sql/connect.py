@@ -92,7 +92,7 @@ def jdbc_options(config: JobConfig) -> dict[str, str]:
         "batchsize": str(config.sql_batch_size),
     })
     if dialect == "sqlite":
-        # SQLite knows only SERIALIZABLE; asking for Spark's default logs a warning per write.
+        # SQLite supports only SERIALIZABLE, and asking for Spark's default logs a warning per write.
         options["isolationLevel"] = "SERIALIZABLE"
         return options
     if dialect == "postgresql":

@@ -94,7 +94,11 @@ def root_cause(exc: BaseException) -> str:
         java = java.getCause()
     lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
     causes = [line for line in lines if not line.startswith("at ") and ("ERROR" in line or "Exception:" in line)]
-    return causes[-1] if causes else (lines[0] if lines else type(exc).__name__)
+    if causes:
+        return causes[-1]
+    if lines:
+        return lines[0]
+    return type(exc).__name__
 
 
 def _swap_in(connection: Connection, metadata: MetaData, schema: str | None) -> dict[str, int]:
