@@ -233,3 +233,14 @@ def test_cli_upload_failure_leaves_session_incomplete(
     assert "stays incomplete" in result.stderr
     assert "SessionNotFoundError" in rows[0]["last_error"]
     assert rows[0]["status"] == "incomplete"
+
+
+def test_cli_event_nan_rejected_cleanly(runner: CliRunner, spool: Path, tmp_path: Path) -> None:
+    _invoke(runner, [*START, "--landing", str(tmp_path / "landing"), "--spool", str(spool)])
+    result = runner.invoke(
+        session_app, ["add", "event", '{"type": "a", "ts": NaN}', "--spool", str(spool)]
+    )
+
+    assert result.exit_code != 0
+    assert "NaN" in result.output
+    assert "Traceback" not in result.output

@@ -187,7 +187,13 @@ def add_event_command(
                     ) from exc
                 if not isinstance(decoded, dict):
                     raise PlaytestError(f"event {number} is not a JSON object: {line!r}")
-                writer.append(decoded)
+                try:
+                    writer.append(decoded)
+                except ValueError as exc:
+                    raise PlaytestError(
+                        f"event {number} holds a value JSON cannot store, such as NaN or "
+                        f"Infinity ({exc}): {line!r}"
+                    ) from exc
                 count += 1
         err_console.print(f"appended {count} event(s) to session {spooled.session_id}")
 
