@@ -11,7 +11,7 @@ import pytest
 from playtest_spark.config import JobConfig
 from playtest_spark.job import run_job
 from playtest_spark.landing.local import LocalLanding
-from playtest_spark.synth import SyntheticSpec, generate_day
+from playtest_spark.synth import SyntheticSpec, generate_day, write_session
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 DAY = dt.date(2026, 12, 3)
@@ -20,7 +20,10 @@ DAY = dt.date(2026, 12, 3)
 @pytest.fixture(scope="module")
 def warehouse(spark, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("notebooks")
-    generate_day(LocalLanding(tmp_path / "landing"), DAY, 4, SyntheticSpec(seconds=3, fps=30.0))
+    landing = LocalLanding(tmp_path / "landing")
+    generate_day(landing, DAY, 4, SyntheticSpec(seconds=3, fps=30.0))
+    crash_log = b"Loaded scene 'Arena'\nNullReferenceException: Object reference not set\n  at Player.Update () [0x0] in <x>:0\n"
+    write_session(landing, DAY, "with-error", {"logs/Player.log": crash_log})
     config = JobConfig.from_sources(
         {"run_date": DAY.isoformat(), "landing": str(tmp_path / "landing"), "warehouse": str(tmp_path / "w")}, environ={}
     )
@@ -42,4 +45,5 @@ def test_notebook_runs_on_job_output(path, warehouse, monkeypatch, capsys):
         if cell["cell_type"] == "code":
             exec(compile("".join(cell["source"]), f"{path.name}", "exec"), namespace)  # noqa: S102
     output = capsys.readouterr().out
-    assert "syn-20261203-00000" in output or "NullReferenceException" in output
+    expected = "NullReferenceException" if path.stem == "log_issues" else "syn-20261203-00000"
+    assert expected in output

@@ -1,6 +1,11 @@
 """A landing in an Azure Blob Storage container (or Azurite), read with azure-storage-blob.
 
 The job lists one date prefix at a time, so a listing never walks the whole history.
+
+NOTE: Azurite and Azure Storage go through this same code. Only two things differ:
+Azurite's URLs carry the account name in the path (`split_container_url`), and the tests
+authenticate with Azurite's development key, while Azure uses `DefaultAzureCredential`
+(a managed identity or service principal), which is not run here.
 """
 
 from __future__ import annotations
