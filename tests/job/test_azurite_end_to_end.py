@@ -1,8 +1,8 @@
 """Capture to SQL through Azurite: broker, spool, upload, then the nightly job.
 
 The job reads the landing with azure-storage-blob, the same code path as for Azure
-Storage; only the endpoint and the credential (a connection string with Azurite's
-development key) differ.
+Storage. Only the endpoint and the credential differ: here a connection string with
+Azurite's development key.
 """
 
 from __future__ import annotations
