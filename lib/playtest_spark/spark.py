@@ -26,6 +26,7 @@ JDBC_DRIVER_PACKAGES = (
 )
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.0"
 IVY_CACHE_ENV = "PLAYTEST_IVY_CACHE"
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def is_databricks() -> bool:
@@ -78,7 +79,7 @@ def get_spark(app_name: str = "playtest", cores: int | None = None) -> SparkSess
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.extraJavaOptions", f"-Duser.timezone=UTC -Dlog4j.configurationFile={LOG4J_CONFIG}")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "4")
