@@ -18,6 +18,8 @@ HITCH_MS = 50.0
 PERCENTILE_ACCURACY = 10_000
 # Tools that log one sample per second, not one row per frame: excluded from frame stats.
 PER_SECOND_TOOLS = ("afterburner",)
+# Longest sample message or stack trace copied to SQL; `log_entries` in Delta keeps all.
+MAX_SAMPLE_CHARS = 8_000
 # Samples further than this from a capture's start (about 31 years) are clock garbage.
 MAX_OFFSET_S = 1e9
 
@@ -205,8 +207,8 @@ def log_fingerprints(logs: DataFrame, sessions: DataFrame, run_id: str) -> DataF
             "session_id", "fingerprint", "build",
             F.col("sample.level").alias("level"),
             F.col("sample.category").alias("category"),
-            F.col("sample.message").alias("sample_message"),
-            F.col("sample.stack_trace").alias("sample_stack_trace"),
+            F.substring("sample.message", 1, MAX_SAMPLE_CHARS).alias("sample_message"),
+            F.substring("sample.stack_trace", 1, MAX_SAMPLE_CHARS).alias("sample_stack_trace"),
             "occurrences", "first_seen_utc", "last_seen_utc",
             F.lit(run_id).alias("run_id"),
         )
