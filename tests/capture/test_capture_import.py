@@ -22,14 +22,14 @@ WITHOUT_SPARK = textwrap.dedent(
 
     from pathlib import Path
     from playtest_spark.capture import (
-        LocalLanding, SessionRequest, Spool, target_for, upload_session,
+        LocalBroker, SessionRequest, Spool, target_for, upload_session,
     )
     folder = Path(sys.argv[1])
     request = SessionRequest.from_body({{
         "game": "g", "build": "1", "platform": "Linux", "device_model": "m",
         "player_id": "p", "device_start": "2025-03-01T10:00:00Z",
     }})
-    session = Spool(folder / "spool").start(LocalLanding(folder / "landing"), request)
+    session = Spool(folder / "spool").start(LocalBroker(folder / "landing"), request)
     session.append_event({{"type": "start"}})
     report = upload_session(session, target_for(session))
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in {BLOCKED!r}

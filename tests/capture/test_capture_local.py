@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from playtest_spark.capture.errors import SessionNotFoundError
-from playtest_spark.capture.local import LocalLanding
+from playtest_spark.capture.local import LocalBroker
 from playtest_spark.capture.spool import STATUS_UPLOADED, Spool, SpoolSession
 from playtest_spark.capture.state import FileUploadState
 from playtest_spark.capture.upload import target_for, upload_session
@@ -18,12 +18,12 @@ from tests.capture.helpers import make_request, sha256_of_file, write_random_fil
 
 
 @pytest.fixture
-def landing(tmp_path: Path) -> LocalLanding:
-    return LocalLanding(tmp_path / "landing")
+def landing(tmp_path: Path) -> LocalBroker:
+    return LocalBroker(tmp_path / "landing")
 
 
 @pytest.fixture
-def spooled(landing: LocalLanding, tmp_path: Path) -> SpoolSession:
+def spooled(landing: LocalBroker, tmp_path: Path) -> SpoolSession:
     session = Spool(tmp_path / "spool").start(landing, make_request())
     session.append_event({"type": "start"})
     write_random_file(tmp_path / "take.mp4", 3 * 1024 * 1024 + 1)
@@ -32,9 +32,9 @@ def spooled(landing: LocalLanding, tmp_path: Path) -> SpoolSession:
     return session
 
 
-def test_local_open_writes_session_json(landing: LocalLanding) -> None:
+def test_local_open_writes_session_json(landing: LocalBroker) -> None:
     clock = dt.datetime(2025, 3, 1, 23, 59, 59, tzinfo=dt.timezone.utc)
-    opened = LocalLanding(landing.root, clock=lambda: clock).open_session(make_request())
+    opened = LocalBroker(landing.root, clock=lambda: clock).open_session(make_request())
 
     manifest = SessionManifest.from_json(
         (landing.root / opened.directory / "session.json").read_text()
@@ -45,7 +45,7 @@ def test_local_open_writes_session_json(landing: LocalLanding) -> None:
     assert manifest.broker_start_utc == clock
 
 
-def test_local_upload_lands_files_and_marker(spooled: SpoolSession, landing: LocalLanding) -> None:
+def test_local_upload_lands_files_and_marker(spooled: SpoolSession, landing: LocalBroker) -> None:
     report = upload_session(spooled, target_for(spooled))
 
     folder = landing.root / spooled.opened.directory
@@ -60,7 +60,7 @@ def test_local_upload_lands_files_and_marker(spooled: SpoolSession, landing: Loc
     assert spooled.status() == STATUS_UPLOADED
 
 
-def test_local_upload_again_changes_nothing(spooled: SpoolSession, landing: LocalLanding) -> None:
+def test_local_upload_again_changes_nothing(spooled: SpoolSession, landing: LocalBroker) -> None:
     upload_session(spooled, target_for(spooled))
     folder = landing.root / spooled.opened.directory
     before = {path: path.stat().st_mtime_ns for path in folder.rglob("*")}
@@ -76,7 +76,7 @@ def test_local_upload_again_changes_nothing(spooled: SpoolSession, landing: Loca
 
 
 def test_local_upload_restarts_partial_copy_cleanly(
-    spooled: SpoolSession, landing: LocalLanding
+    spooled: SpoolSession, landing: LocalBroker
 ) -> None:
     folder = landing.root / spooled.opened.directory
     (folder / "recordings").mkdir(parents=True)
@@ -94,7 +94,7 @@ def test_local_upload_restarts_partial_copy_cleanly(
     assert not (folder / "recordings" / ".take.mp4.partial").exists()
 
 
-def test_local_upload_needs_session_json(spooled: SpoolSession, landing: LocalLanding) -> None:
+def test_local_upload_needs_session_json(spooled: SpoolSession, landing: LocalBroker) -> None:
     (landing.root / spooled.opened.directory / "session.json").unlink()
 
     with pytest.raises(SessionNotFoundError):
@@ -104,7 +104,7 @@ def test_local_upload_needs_session_json(spooled: SpoolSession, landing: LocalLa
 
 
 def test_local_upload_to_other_landing(spooled: SpoolSession, tmp_path: Path) -> None:
-    other = LocalLanding(tmp_path / "other")
+    other = LocalBroker(tmp_path / "other")
     folder = other.root / spooled.opened.directory
     folder.mkdir(parents=True)
     (folder / "session.json").write_text(json.dumps({"copied": True}))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from playtest_spark.capture.errors import SessionClosedError
-from playtest_spark.capture.local import LocalLanding
+from playtest_spark.capture.local import LocalBroker
 from playtest_spark.capture.spool import (
     STATE_FILE,
     STATUS_INCOMPLETE,
@@ -30,7 +30,7 @@ from tests.capture.helpers import make_request
 
 @pytest.fixture
 def spooled(tmp_path: Path) -> SpoolSession:
-    return Spool(tmp_path / "spool").start(LocalLanding(tmp_path / "landing"), make_request())
+    return Spool(tmp_path / "spool").start(LocalBroker(tmp_path / "landing"), make_request())
 
 
 def test_spool_start_creates_kind_folders(spooled: SpoolSession) -> None:
@@ -238,7 +238,7 @@ def test_spool_get_rejects_invalid_id(tmp_path: Path) -> None:
 
 def test_spool_lists_pending_and_latest_open(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    landing = LocalLanding(tmp_path / "landing")
+    landing = LocalBroker(tmp_path / "landing")
     first = spool.start(landing, make_request())
     second = spool.start(landing, make_request())
     second.seal()

@@ -14,14 +14,14 @@ A typical test harness does:
     session.add_log("Saved/Logs/Game.log")
     upload_session(session, target_for(session, broker_key=function_key))
 
-With `LocalLanding(folder)` in place of the broker client, sessions land in a local
+With `LocalBroker(folder)` in place of the broker client, sessions land in a local
 folder and no server is needed.
 """
 
 from playtest_spark.capture.blocks import UploadOptions, UploadProgress, UploadStats
 from playtest_spark.capture.broker import Broker, BrokerSettings
 from playtest_spark.capture.client import HttpBrokerClient
-from playtest_spark.capture.local import LocalLanding
+from playtest_spark.capture.local import LocalBroker
 from playtest_spark.capture.session import OpenedSession, SessionRequest, UploadGrant
 from playtest_spark.capture.spool import Spool, SpoolSession
 from playtest_spark.capture.state import UploadState
@@ -37,7 +37,7 @@ __all__ = [
     "Broker",
     "BrokerSettings",
     "HttpBrokerClient",
-    "LocalLanding",
+    "LocalBroker",
     "OpenedSession",
     "SessionRequest",
     "Spool",

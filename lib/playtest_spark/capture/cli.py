@@ -31,7 +31,7 @@ from rich.table import Table
 from playtest_spark.capture.blocks import MIB, UploadOptions
 from playtest_spark.capture.client import HttpBrokerClient
 from playtest_spark.capture.errors import RequestFieldError
-from playtest_spark.capture.local import LocalLanding
+from playtest_spark.capture.local import LocalBroker
 from playtest_spark.capture.session import SessionRequest
 from playtest_spark.capture.spool import (
     STATUS_UPLOADED,
@@ -144,7 +144,7 @@ def start_command(
         request = SessionRequest.from_body(body)
         opener: SessionOpener
         if landing is not None or not broker:
-            opener = LocalLanding(_landing_folder(landing))
+            opener = LocalBroker(_landing_folder(landing))
         else:
             opener = HttpBrokerClient(broker, function_key=broker_key)
         session = Spool(spool).start(opener, request)

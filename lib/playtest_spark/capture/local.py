@@ -49,8 +49,11 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-class LocalLanding:
-    """A landing folder that opens sessions itself, in place of the broker."""
+class LocalBroker:
+    """A broker for a local landing folder: it opens sessions itself, with no server.
+
+    The job reads the same folder through `playtest_spark.landing.local.LocalLanding`.
+    """
 
     def __init__(self, root: str | Path, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.root = Path(root).resolve()
@@ -93,7 +96,7 @@ class LocalLanding:
 class FolderTarget:
     """Uploads a spooled session into the landing folder."""
 
-    def __init__(self, landing: LocalLanding, opened: OpenedSession) -> None:
+    def __init__(self, landing: LocalBroker, opened: OpenedSession) -> None:
         self.landing = landing
         self.opened = opened
         self.folder = landing.session_dir(opened)

@@ -39,7 +39,7 @@ from playtest_spark.capture.errors import (
     SessionCompleteError,
     UploadAuthorizationError,
 )
-from playtest_spark.capture.local import LocalLanding
+from playtest_spark.capture.local import LocalBroker
 from playtest_spark.capture.session import FileRequest, OpenedSession, UploadGrant
 from playtest_spark.capture.spool import SpoolSession
 from playtest_spark.capture.state import SpoolFile, UploadState, is_in_place
@@ -318,7 +318,7 @@ def target_for(
         landing = session.destination.get("landing")
         broker_url = session.destination.get("broker_url")
     if landing is not None:
-        return LocalLanding(landing).target(session.opened)
+        return LocalBroker(landing).target(session.opened)
     if broker_url is not None:
         client = HttpBrokerClient(broker_url, function_key=broker_key)
         return BlobTarget(client, session.opened, options)
