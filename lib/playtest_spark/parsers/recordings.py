@@ -46,8 +46,8 @@ from playtest_spark.parsers.base import FileContext, FileSource, ParseResult, Pr
 logger = logging.getLogger(__name__)
 
 FORMAT = "recording"
-RECORDING_FIELDS = (
-    "file_name",
+# Fields read from the container; an unreadable file has none of them.
+MEDIA_FIELDS = (
     "container",
     "duration_s",
     "video_codec",
@@ -55,11 +55,8 @@ RECORDING_FIELDS = (
     "height",
     "frame_rate",
     "audio_codec",
-    "size_bytes",
-    "stream_count",
-    "status",
-    "reason",
 )
+RECORDING_FIELDS = ("file_name", *MEDIA_FIELDS, "size_bytes", "stream_count", "status", "reason")
 STATUS_OK = "ok"
 STATUS_UNREADABLE = "unreadable"
 
@@ -293,15 +290,7 @@ def _positive(value: int | None) -> int | None:
 
 def _unreadable(row: dict[str, Any], reason: str, head: bytes) -> ParseResult:
     row.update(status=STATUS_UNREADABLE, reason=reason)
-    for field in (
-        "container",
-        "duration_s",
-        "video_codec",
-        "width",
-        "height",
-        "frame_rate",
-        "audio_codec",
-    ):
+    for field in MEDIA_FIELDS:
         row[field] = None
     excerpt = f"first bytes: {head.hex(' ')}" if head else ""
     return ParseResult(records=[row], problems=[Problem("file", reason, excerpt)], format=FORMAT)
