@@ -1,8 +1,8 @@
 """Benchmark: the job on N synthetic sessions, with wall time and rows per second per stage.
 
-Generation of the landing is timed apart and not counted. The first run of the job is
-a cold run (JVM start, empty tables); the figures printed are for that run, as the
-nightly job meets them.
+Generation of the landing is timed apart and not counted. The job runs once, cold
+(JVM start, empty tables), and the figures are for that run, as the nightly job meets
+them.
 """
 
 from __future__ import annotations

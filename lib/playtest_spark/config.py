@@ -219,14 +219,17 @@ class JobConfig:
             raise ConfigError("missing setting landing: a folder or a Blob Storage URL")
         if not self.warehouse and not self.catalog:
             raise ConfigError("set either warehouse (a folder) or catalog (Unity Catalog)")
+
         for name in ("catalog", "schema", "sql_schema"):
             value = getattr(self, name)
             if value is not None and not IDENTIFIER.fullmatch(value):
                 raise ConfigError(f"invalid {name} {value!r}: use letters, digits and _")
+
         if not 0 <= self.lookback_days <= 60:
             raise ConfigError(f"invalid lookback_days {self.lookback_days!r}: use 0 to 60")
         if not 1 <= self.sql_batch_size <= 1_000_000:
             raise ConfigError(f"invalid sql_batch_size {self.sql_batch_size!r}: use 1 to 1000000")
+
         if self.sql_auth not in SQL_AUTH_MODES:
             raise ConfigError(f"invalid sql_auth {self.sql_auth!r}: use one of {SQL_AUTH_MODES}")
         if self.landing_auth not in LANDING_AUTH_MODES:
@@ -235,6 +238,10 @@ class JobConfig:
             )
         if self.run_id is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", self.run_id):
             raise ConfigError(f"invalid run_id {self.run_id!r}: use A-Z a-z 0-9 _ . : -")
+
+        self._validate_sql_auth()
+
+    def _validate_sql_auth(self) -> None:
         dialect = sql_dialect_of(self.effective_sql_url)
         if self.sql_auth == "password" and not (self.sql_user and self.sql_password):
             raise ConfigError(

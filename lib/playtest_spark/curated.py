@@ -18,7 +18,8 @@ HITCH_MS = 50.0
 PERCENTILE_ACCURACY = 10_000
 # Tools that log one sample per second, not one row per frame: excluded from frame stats.
 PER_SECOND_TOOLS = ("afterburner",)
-# Longest sample message or stack trace copied to SQL; `log_entries` in Delta keeps all.
+# Maximum length of a sample message or stack trace copied to SQL. The full text stays
+# in the Delta table `log_entries`.
 MAX_SAMPLE_CHARS = 8_000
 # Samples further than this from a capture's start (about 31 years) are clock garbage.
 MAX_OFFSET_S = 1e9
@@ -153,9 +154,9 @@ def session_event_counts(events: DataFrame, run_id: str) -> DataFrame:
 def perf_seconds(perf: DataFrame, sessions: DataFrame, run_id: str) -> DataFrame:
     """Build `perf_seconds`: per-second roll-ups of every capture's main process.
 
-    `second` is the whole second since the capture's first sample; `second_start_utc` is
-    the session's broker start plus that second, an estimate when the capture began after
-    the session opened.
+    `second` is the whole second since the capture's first sample. `second_start_utc` is
+    the session's broker start plus that second, which is an estimate when the capture
+    began after the session opened.
     """
     starts = sessions.select("session_id", "broker_start_utc")
     per_frame = frame_rows(perf)

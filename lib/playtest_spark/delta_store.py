@@ -75,7 +75,7 @@ class DeltaStore:
         Args:
             df: New rows; every row must belong to one of `sessions`.
             sessions: (session date, session id) pairs whose old rows are removed, even
-                when `df` holds no rows for them.
+                when `df` has no rows for them.
         """
         if not sessions:
             return
@@ -101,7 +101,7 @@ class DeltaStore:
     def _without_replace_where_check(self) -> Iterator[None]:
         """Skip Delta's per-row check that written rows match `replaceWhere`.
 
-        The rows are selected by session here, so the check cannot fail; it costs about
+        The rows are selected by session here, so the check cannot fail. It costs about
         3 s per million rows on 2 cores (measured with delta-spark 4.0, local mode).
         The session's setting is restored afterwards.
         """

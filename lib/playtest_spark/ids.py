@@ -15,7 +15,7 @@ def validate_session_id(session_id: object) -> str:
     """Return the session id unchanged, or raise if it could escape its directory.
 
     Raises:
-        InvalidSessionIdError: the id is empty, longer than 64 characters, or holds a
+        InvalidSessionIdError: the id is empty, longer than 64 characters, or contains a
             character other than A-Z a-z 0-9 - _ (so no slash, dot or space).
     """
     if not isinstance(session_id, str) or not SESSION_ID_PATTERN.fullmatch(session_id):

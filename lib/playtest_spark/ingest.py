@@ -251,13 +251,13 @@ def parse_file_task(
         start = counters.get(counter_key, 0)
         counters[counter_key] = start + result.record_count
         yield from _record_batches(task, record_type, result.records, start, result.problems)
-    kept = result.record_count - (len(result.problems) - found_problems)
+    loaded = result.record_count - (len(result.problems) - found_problems)
     if result.record_count == 0 and not result.problems and result.format not in RECORDLESS_FORMATS:
         result.problems.append(Problem("file", f"the file holds no {kind} records (format {result.format!r}); "
                                                "check that the game wrote it completely"))
 
-    report.update(format=result.format, records=kept, rejected=len(result.problems))
-    if kept == 0 and result.problems:
+    report.update(format=result.format, records=loaded, rejected=len(result.problems))
+    if loaded == 0 and result.problems:
         report.update(status="rejected", detail=result.problems[0].reason)
     elif record_type == "recording" and _all_unreadable(result.records):
         report.update(status="unreadable", detail=result.problems[0].reason if result.problems else None)
@@ -326,17 +326,17 @@ def _table_from_rows(rows: list[dict[str, Any]], schema: pa.Schema, problems: li
     try:
         return pa.Table.from_pylist(rows, schema=schema)
     except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
-        kept = []
+        storable = []
         for index, row in enumerate(rows, start=1):
             try:
                 pa.Table.from_pylist([row], schema=schema)
             except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError) as exc:
                 position = f"line {row['line_no']}" if row.get("line_no") else f"record {index}"
-                problems.append(Problem(position, f"the record holds a value that cannot be stored "
+                problems.append(Problem(position, f"the record contains a value that cannot be stored "
                                                   f"({type(exc).__name__}: {exc}); fix the writer", repr(row)))
                 continue
-            kept.append(row)
-        return pa.Table.from_pylist(kept, schema=schema)
+            storable.append(row)
+        return pa.Table.from_pylist(storable, schema=schema)
 
 
 def _finite_only(table: pa.Table) -> pa.Table:

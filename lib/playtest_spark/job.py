@@ -191,8 +191,9 @@ def _run(spark: SparkSession, config: JobConfig, store: DeltaStore, landing: Lan
             return report
 
         good_ids = {c.session_id for c in good}
-        kept = parsed.where(F.col("session_id").isin(sorted(good_ids))) if good_ids else parsed.limit(0)
-        tables = _build_tables(spark, config, landing.url_for("").rstrip("/"), kept, good, problem_sessions,
+        # Filter by the few failed sessions, not by every good one: each table scans this.
+        good_parsed = parsed.where(~F.col("session_id").isin(sorted(failed))) if failed else parsed
+        tables = _build_tables(spark, config, landing.url_for("").rstrip("/"), good_parsed, good, problem_sessions,
                                file_reports, attributes, failed)
         _count_rows(report, good, file_reports, tables, len(problem_sessions), held_back_count)
         with report.timed("write_delta"):

@@ -1,7 +1,7 @@
 """Schemas of the Delta tables, declared once.
 
-Parsers produce Arrow tables with the `*_RECORD` schemas (the columns a file yields by
-itself); the job adds the session and run columns to reach the table schemas.
+Parsers produce Arrow tables with the `*_RECORD` schemas, the columns a file yields by
+itself. The job adds the session and run columns to reach the table schemas.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one place that builds a SparkSession, for the job, the tests, the CLI and notebooks.
 
 On Databricks the cluster's session is returned untouched. Locally, Spark runs in local
-mode with Delta and the JDBC drivers; their jars are resolved from Maven Central by
+mode with Delta and the JDBC drivers. Their jars are resolved from Maven Central by
 Spark's own Ivy client into a cache folder, so later runs need no network.
 """
 

@@ -132,6 +132,7 @@ def test_job_on_postgres_rerun_identical(spark, tmp_path, postgres):
     write_session(landing, DAY, "wide-values", {"events/e.jsonl": wide.encode()}, build="b" * 300)
     config = config_for(tmp_path, postgres.jdbc_url)
     _drop_schema(config)
+
     run_job(spark, config)
     first = curated_rows(config)
     assert len(first["session_summary"]) == 3
@@ -140,6 +141,7 @@ def test_job_on_postgres_rerun_identical(spark, tmp_path, postgres):
     assert "\\u0000" in wide_event[5]
     first["session_summary"] = [row for row in first["session_summary"] if row[0] != "wide-values"]
     first["events"] = [row for row in first["events"] if row[0] != "wide-values"]
+
     assert len(first["events"]) == 2 * 6
     assert sum(row[5] for row in first["perf_seconds"]) == 2 * 90
     engine = create_engine(config)
@@ -153,6 +155,7 @@ def test_job_on_postgres_rerun_identical(spark, tmp_path, postgres):
         engine.dispose()
     assert issues >= 1
     assert column_type == "timestamp without time zone"
+
     run_job(spark, config.replace(run_id="second-attempt"))
     again = curated_rows(config)
     again["session_summary"] = [row for row in again["session_summary"] if row[0] != "wide-values"]

@@ -191,7 +191,7 @@ def add_event_command(
                     writer.append(decoded)
                 except ValueError as exc:
                     raise PlaytestError(
-                        f"event {number} holds a value JSON cannot store, such as NaN or "
+                        f"event {number} contains a value JSON cannot store, such as NaN or "
                         f"Infinity ({exc}): {line!r}"
                     ) from exc
                 count += 1

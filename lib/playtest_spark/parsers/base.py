@@ -15,7 +15,7 @@ from typing import IO, Any, Protocol
 
 import pyarrow as pa
 
-# Longest excerpt of a bad record kept in quarantine, in characters.
+# Maximum length of the excerpt of a bad record kept in quarantine, in characters.
 MAX_EXCERPT_CHARS = 500
 
 
@@ -57,7 +57,7 @@ class BytesSource:
 
 @dataclasses.dataclass(frozen=True)
 class FileContext:
-    """What the job knows about a file before parsing it.
+    """Facts the job has about a file before parsing it.
 
     Attributes:
         session_id: Session the file belongs to.
@@ -93,7 +93,7 @@ class Problem:
 
 @dataclasses.dataclass
 class ParseResult:
-    """What a parser produced from one file.
+    """Output of a parser for one file.
 
     Attributes:
         records: Rows of the kind's `*_RECORD` schema (see `playtest_spark.schemas`),

@@ -3,9 +3,9 @@
 Each event keeps its whole JSON object as `payload`. The type and time fields are found
 by name: `session.json` may declare them under `event_fields` (`type`, `time` and
 `time_unit`), otherwise the first present of `DEFAULT_TYPE_FIELDS` and
-`DEFAULT_TIME_FIELDS` is used. Times may be ISO 8601 text (any precision, `Z` or an
-offset; naive means UTC), epoch seconds, milliseconds or microseconds, or an offset in
-seconds from the device's session start. A time must fall in 1970-2199 UTC, because
+`DEFAULT_TIME_FIELDS` is used. Times may be ISO 8601 text (any precision, with `Z` or an
+offset, and UTC when naive). They may also be epoch seconds, milliseconds or
+microseconds, or an offset in seconds from the device's session start. A time must fall in 1970-2199 UTC, because
 later stages add the clock offset and store it as SQL `DATETIME2` and Spark timestamps.
 
 Event types lose NUL characters (PostgreSQL text rejects them) and have lone surrogates

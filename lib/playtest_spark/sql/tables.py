@@ -30,7 +30,7 @@ from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Dialect
 
 STAGING_PREFIX = "stg_"
-# Longest file path inside a session directory. Keys that hold a path stay within SQL
+# Maximum length of a file path inside a session directory. Keys that hold a path stay within SQL
 # Server's 900-byte limit for a clustered primary key; longer paths are quarantined.
 MAX_PATH_CHARS = 200
 # Names a publish replaces rows for: every session the run processed is listed here.
