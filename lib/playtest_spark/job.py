@@ -27,7 +27,7 @@ from playtest_spark import curated, schemas, transforms
 from playtest_spark.config import JobConfig
 from playtest_spark.errors import ConfigError, PlaytestError
 from playtest_spark.delta_store import DeltaStore
-from playtest_spark.discovery import Discovery, SessionCandidate, SessionState, discover_sessions
+from playtest_spark.discovery import SessionCandidate, SessionState, discover_sessions
 from playtest_spark.ingest import parse_sessions, records_of
 from playtest_spark.landing import Landing, LandingSpec, open_landing
 from playtest_spark.sql.connect import sqlite_path
